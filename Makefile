@@ -1,0 +1,24 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check alertpull connectors tests bench demo
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) demo/run_demo.py
+
+bench: $(STAMP)
+	$(PY) bench/run_bench.py
+
+clean:
+	rm -rf $(VENV) alerts .alertpull demo/.out

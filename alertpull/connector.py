@@ -1,0 +1,108 @@
+"""What the engine asks of a connector, and what it hands one.
+
+A connector knows its vendor's API: how to enumerate scopes (regions, tenants, …),
+how to pull the raw alerts changed inside a time window, and how to map one raw
+alert onto `Normalized`. It never writes state or output: the runner owns the
+cursor, the dedup and the delivery (STYLE.md, "the cursor is a value handed to the
+code that pulls").
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from alertpull.record import Normalized
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of a source's config block.
+
+    kind: "str", "int", "bool", "duration", "list", "map". A `secret` option accepts a
+    string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
+    """
+
+    kind: str = "str"
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+
+
+class Secret:
+    """A secret config value: its repr and str never reveal it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One cursor's worth of a source: e.g. (account, region, detector)."""
+
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The half-open query window [start, end), fixed once per run."""
+
+    start: datetime
+    end: datetime
+
+
+class Connector(ABC):
+    """Base class of every source type. Subclasses declare the class attributes."""
+
+    type_name: ClassVar[str]
+    options: ClassVar[Mapping[str, Option]]
+    retention: ClassVar[timedelta | None] = None  # how far back the vendor keeps alerts
+    default_overlap: ClassVar[timedelta] = timedelta(hours=1)
+    # True when fetch() yields alerts in ascending changed-at order, so a window that
+    # stops early (WindowIncomplete) can still commit the mark it reached.
+    ordered: ClassVar[bool] = False
+
+    def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger):
+        self.source_name = source_name
+        self.settings = settings
+        self.log = log
+
+    @abstractmethod
+    def scopes(self) -> list[Scope]:
+        """The scopes to pull, each with its own cursor. May call the vendor."""
+
+    @abstractmethod
+    def fetch(self, scope: Scope, window: Window) -> Iterator[list[Any]]:
+        """Yield pages of raw vendor alerts whose changed-at lies in the window."""
+
+    @abstractmethod
+    def normalize(self, scope: Scope, raw: Any) -> Normalized:
+        """Map one raw alert; raise MalformedAlert when it lacks what the mapping needs."""
+
+    @abstractmethod
+    def check(self) -> str:
+        """One cheap authenticated call; return a short description of what answered."""
+
+    def describe(self, raw: Any) -> str:
+        """A short, secret-free handle for a raw alert in warnings (e.g. its id)."""
+        if isinstance(raw, dict):
+            for key in ("id", "name", "Id", "Arn", "alertId"):
+                if key in raw:
+                    return str(raw[key])
+        return "<unidentified alert>"

@@ -1,0 +1,46 @@
+"""Error types that map to exit codes. Each carries a one-line, secret-free message."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SOURCE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 75
+
+
+class AlertpullError(Exception):
+    """Base class: the message is shown to the user as one line, never with a traceback."""
+
+    exit_code = EXIT_SOURCE_FAILED
+
+
+class ConfigError(AlertpullError):
+    """Bad config file, bad flag value, missing secret: the user must fix their input."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceError(AlertpullError):
+    """A source could not be pulled (auth, permission, persistent vendor error)."""
+
+
+class StateError(AlertpullError):
+    """The state store holds something we cannot use (corrupt, newer schema)."""
+
+
+class LockHeld(AlertpullError):
+    """Another run holds this source's lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class MalformedAlert(Exception):
+    """A single vendor object cannot be normalized; the run skips it with a warning."""
+
+
+class WindowIncomplete(Exception):
+    """A connector stopped before the end of the window (e.g. a looping page token).
+
+    Raised after the pages that were read; for a stream ordered by its changed-at
+    field the runner commits the mark reached so the next run resumes from there.
+    """

@@ -1,0 +1,145 @@
+"""The normalized alert record: what a connector provides and what the engine adds.
+
+A connector turns one vendor object into a `Normalized` value. The engine adds the
+identity (`dedup_key`, `id`), the content hash (`raw_sha256`) and the provenance
+(`source`, `pulled_at`), producing one JSON line per alert version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alertpull.timeutil import format_time
+
+SCHEMA_VERSION = "1.0"
+
+# OCSF severity_id values.
+SEVERITY_IDS = {
+    "unknown": 0,
+    "informational": 1,
+    "low": 2,
+    "medium": 3,
+    "high": 4,
+    "critical": 5,
+}
+STATUSES = ("new", "in_progress", "suppressed", "resolved", "archived", "deleted", "unknown")
+
+# Fixed namespace so `id` is the same UUID on every host and every run.
+ID_NAMESPACE = uuid.UUID("6f0c7d1e-3a8b-5c2f-9e4d-a1b2c3d4e5f6")
+
+OPTIONAL_FIELDS = (
+    "description",
+    "category",
+    "type",
+    "region",
+    "product",
+    "first_seen_at",
+    "last_seen_at",
+    "resolved_at",
+    "count",
+    "mitre",
+    "assignee",
+    "resources",
+    "users",
+    "devices",
+    "related",
+)
+
+
+@dataclass
+class Normalized:
+    """One vendor alert mapped onto the common shape. Built by a connector."""
+
+    native_id: str
+    tenant: str
+    changed_at: datetime  # the vendor's changed-at value that the incremental filter uses
+    title: str
+    severity: str
+    severity_raw: str | None
+    status: str
+    status_raw: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    link: str | None
+    extra: dict[str, Any] = field(default_factory=dict)  # any of OPTIONAL_FIELDS
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_IDS:
+            raise ValueError(f"severity {self.severity!r} is not one of {sorted(SEVERITY_IDS)}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+        unknown = set(self.extra) - set(OPTIONAL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown record fields {sorted(unknown)}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, datetimes as RFC 3339."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def raw_sha256(raw: Any) -> str:
+    return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
+
+
+def dedup_key(source: str, tenant: str, native_id: str) -> str:
+    return f"{source}|{tenant}|{native_id}"
+
+
+def record_id(key: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, key))
+
+
+def _time_or_none(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def build_record(
+    source: str,
+    source_type: str,
+    alert: Normalized,
+    raw: Any,
+    sha: str,
+    pulled_at: datetime,
+) -> dict[str, Any]:
+    """Assemble the output record. `raw` is kept verbatim (datetimes rendered as RFC 3339)."""
+    key = dedup_key(source, alert.tenant, alert.native_id)
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "id": record_id(key),
+        "dedup_key": key,
+        "source": source,
+        "source_type": source_type,
+        "tenant": alert.tenant,
+        "native_id": alert.native_id,
+        "title": alert.title,
+        "severity": alert.severity,
+        "severity_id": SEVERITY_IDS[alert.severity],
+        "severity_raw": alert.severity_raw,
+        "status": alert.status,
+        "status_raw": alert.status_raw,
+        "created_at": _time_or_none(alert.created_at),
+        "updated_at": _time_or_none(alert.updated_at),
+        "pulled_at": format_time(pulled_at),
+        "link": alert.link,
+    }
+    for name in OPTIONAL_FIELDS:
+        value = alert.extra.get(name)
+        if value not in (None, "", [], {}):
+            record[name] = _time_or_none(value) if isinstance(value, datetime) else value
+    record["raw"] = raw
+    record["raw_sha256"] = sha
+    return record

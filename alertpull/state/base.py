@@ -1,0 +1,67 @@
+"""The state-store contract: one JSON document per source, a lock per source.
+
+The document holds every scope's cursor, the pending delivery (if a run stopped
+between publishing and committing) and the last run's outcome. Saves are
+compare-and-swap on the token returned by the last load/save, so two hosts that
+somehow both hold a source can never silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from typing import Any
+
+from alertpull.errors import StateError
+
+STATE_SCHEMA_VERSION = 1
+
+
+def parse_document(source: str, text: bytes | str, where: str) -> dict[str, Any]:
+    """Decode a state document, refusing corrupt or newer-schema ones with a clear fix."""
+    try:
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        raise StateError(
+            f"state for source {source!r} at {where} is corrupt (not valid JSON); "
+            f"inspect it, or run 'alertpull cursor reset --source {source}' to start over"
+        ) from None
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version > STATE_SCHEMA_VERSION:
+        raise StateError(
+            f"state for source {source!r} at {where} has schema_version {version!r}, "
+            f"this alertpull reads {STATE_SCHEMA_VERSION}; upgrade alertpull"
+        )
+    return doc
+
+
+def render_document(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, indent=1).encode()
+
+
+class StateStore(ABC):
+    @abstractmethod
+    def load(self, source: str) -> tuple[dict[str, Any] | None, Any]:
+        """Return (document or None, token). The token is passed back to save()."""
+
+    @abstractmethod
+    def save(self, source: str, doc: dict[str, Any], token: Any) -> Any:
+        """Durably replace the document if it still matches `token`; return the new token.
+
+        Raises StateError when another writer changed it since (a lost lock).
+        """
+
+    @abstractmethod
+    def lock(self, source: str) -> AbstractContextManager[None]:
+        """Hold the source's exclusive lock for the block; raise LockHeld if taken."""
+
+    @abstractmethod
+    def sources(self) -> list[str]:
+        """Names of sources with a state document."""
+
+    @abstractmethod
+    def location(self, source: str) -> str:
+        """Where the document lives, for messages."""

@@ -1,0 +1,72 @@
+"""Time parsing and formatting. Every datetime in alertpull is timezone-aware UTC."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '36h', '30d' -> timedelta. Raises ValueError with the accepted forms."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; use a number and a unit, e.g. 90m, 36h, 30d")
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (a naive one is taken as UTC)."""
+    value = str(text).strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_time_arg(text: str, now: datetime) -> datetime:
+    """A CLI time: RFC 3339, a date (midnight UTC), or a relative duration back from now."""
+    value = str(text).strip()
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        return parse_time(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time; use RFC 3339 (2026-01-31T12:00:00Z), a date (2026-01-31) "
+            "or a relative duration (90m, 36h, 30d)"
+        ) from None
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339, UTC, millisecond precision, 'Z' suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

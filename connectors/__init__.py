@@ -1,0 +1,20 @@
+"""Connector registry: source `type` -> the class that pulls it.
+
+Entries are import paths, resolved only when a source of that type is used, so that
+`alertpull --help` and config validation of other sources never import a vendor SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from alertpull.connector import Connector
+
+REGISTRY: dict[str, str] = {
+    "guardduty": "alertpull.connectors.guardduty:GuardDutyConnector",
+}
+
+
+def connector_class(type_name: str) -> type[Connector]:
+    module_name, _, class_name = REGISTRY[type_name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
