@@ -8,6 +8,7 @@ any two steps is rolled forward or back on the next start (see runner.py).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 from abc import ABC, abstractmethod
@@ -60,7 +61,9 @@ class PartWriter:
         self.records = 0
         os.makedirs(os.path.dirname(staged), exist_ok=True)
         self._raw: IO[bytes] = open(staged, "wb")  # noqa: SIM115 (closed in close/discard)
-        self._out: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb") if compress else self._raw
+        self._out: IO[bytes] = (
+            gzip.GzipFile(fileobj=self._raw, mode="wb") if compress else self._raw
+        )
 
     def write(self, line: str) -> None:
         self._out.write(line.encode())
@@ -78,18 +81,14 @@ class PartWriter:
 
     def discard(self) -> None:
         for handle in (self._out, self._raw):
-            try:
+            with contextlib.suppress(OSError):
                 handle.close()
-            except OSError:
-                pass
         remove_quietly(self.staged)
 
 
 def remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 class Sink(ABC):

@@ -55,6 +55,10 @@ class StateStore(ABC):
         """
 
     @abstractmethod
+    def discard(self, source: str) -> None:
+        """Delete the source's document (used by `cursor reset` on a corrupt one)."""
+
+    @abstractmethod
     def lock(self, source: str) -> AbstractContextManager[None]:
         """Hold the source's exclusive lock for the block; raise LockHeld if taken."""
 

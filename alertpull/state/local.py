@@ -52,6 +52,10 @@ class LocalStateStore(StateStore):
         fsync_dir(self.root)
         return os.stat(path).st_mtime_ns
 
+    def discard(self, source: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._path(source))
+
     @contextlib.contextmanager
     def lock(self, source: str) -> Iterator[None]:
         os.makedirs(self.root, exist_ok=True)

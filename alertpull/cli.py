@@ -1,0 +1,310 @@
+"""Command line: `alertpull [-c CONFIG] [--log-format text|json] [-v|-q] COMMAND`.
+
+Heavy modules (the runner, state and sink backends, connectors and their SDKs) are
+imported inside the commands, so `alertpull --help` stays fast and SDK-free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from alertpull import __version__
+from alertpull.errors import (
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_SOURCE_FAILED,
+    AlertpullError,
+    ConfigError,
+)
+
+if TYPE_CHECKING:
+    from alertpull.config import Config, SourceConfig
+
+DEFAULT_CONFIG = "alertpull.yaml"
+
+
+class Context:
+    def __init__(self, config_path: str, log_format: str | None, verbosity: int) -> None:
+        self.config_path = config_path
+        self.log_format = log_format
+        self.verbosity = verbosity
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from alertpull.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def select(self, names: Iterable[str], all_sources: bool) -> list[SourceConfig]:
+        sources = self.config.sources
+        names = list(names)
+        if all_sources == bool(names):
+            raise ConfigError("name sources with --source NAME (repeatable) or pass --all")
+        for name in names:
+            if name not in sources:
+                raise ConfigError(f"--source {name}: no such source in {self.config_path}; "
+                                  f"configured: {', '.join(sources)}")
+        return [sources[n] for n in (names or sources)]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"alertpull: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _time_option(value: str | None, flag: str, now: datetime) -> datetime | None:
+    from alertpull.timeutil import parse_time_arg
+
+    if value is None:
+        return None
+    try:
+        return parse_time_arg(value, now)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+pass_ctx = click.make_pass_decorator(Context)
+source_option = click.option("--source", "sources", multiple=True, metavar="NAME",
+                             help="A configured source (repeatable).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alertpull")
+@click.option("-c", "--config", "config_path", metavar="PATH",
+              default=lambda: os.environ.get("ALERTPULL_CONFIG", DEFAULT_CONFIG),
+              help=f"Config file [env ALERTPULL_CONFIG; default ./{DEFAULT_CONFIG}].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines as text (default) or one JSON object per line.")
+@click.option("-v", "--verbose", count=True, help="More logging.")
+@click.option("-q", "--quiet", count=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, log_format: str | None, verbose: int,
+        quiet: int) -> None:
+    """Pull the alerts your security products raised into one append-only JSONL log.
+
+    Exit codes: 0 all ok; 1 a source failed; 2 usage or config error; 75 lock held.
+    """
+    ctx.obj = Context(config_path, log_format, verbose - quiet)
+
+
+@cli.command()
+@source_option
+@click.option("--all", "all_sources", is_flag=True, help="Every configured source.")
+@click.option("--since", metavar="T", help="Backfill from T: RFC 3339, a date, or 90m/36h/30d.")
+@click.option("--until", metavar="T", help="Stop at T instead of now minus settle.")
+@click.option("--refetch", is_flag=True,
+              help="With --since: pull the whole range again, even what is already written.")
+@click.option("--dry-run", is_flag=True, help="Pull and count, but write no output or state.")
+@pass_ctx
+def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str | None,
+          until: str | None, refetch: bool, dry_run: bool) -> None:
+    """Pull what changed since each source's cursor and write it."""
+    from alertpull.log import setup_logging, source_logger
+    from alertpull.runner import FetchFlags, SourceRun, log_summary
+    from alertpull.sinks import open_sink
+    from alertpull.state import open_state
+    from alertpull.timeutil import utcnow
+
+    selected = ctx.select(sources, all_sources)
+    now = utcnow()
+    flags = FetchFlags(since=_time_option(since, "--since", now),
+                       until=_time_option(until, "--until", now), refetch=refetch,
+                       dry_run=dry_run)
+    if refetch and flags.since is None:
+        raise ConfigError("--refetch needs --since T: say how far back to pull again")
+    if flags.since and flags.until and flags.since >= flags.until:
+        raise ConfigError("--since must be earlier than --until")
+    progress = setup_logging(ctx.log_format, ctx.verbosity)
+    store = open_state(ctx.config.state)
+    sink = open_sink(ctx.config.sink)
+    results = []
+    for source in selected:
+        result = SourceRun(source, store, sink, flags, progress).run()
+        progress.clear()
+        log_summary(result, source_logger(source.name))
+        results.append(result)
+    if sink.durable and not dry_run and any(r.counts.written for r in results):
+        click.echo(f"alerts written under {sink.location()}", err=True)
+    statuses = {r.status for r in results}
+    sys.exit(EXIT_SOURCE_FAILED if "failed" in statuses else
+             EXIT_LOCKED if "locked" in statuses else EXIT_OK)
+
+
+@cli.command("sources")
+@pass_ctx
+def list_sources(ctx: Context) -> None:
+    """List the configured sources and their types."""
+    for source in ctx.config.sources.values():
+        click.echo(f"{source.name}\t{source.type}")
+
+
+@cli.command()
+@source_option
+@pass_ctx
+def check(ctx: Context, sources: tuple[str, ...]) -> None:
+    """Validate the config, then make one cheap authenticated call per source."""
+    from alertpull.connectors import connector_class
+    from alertpull.log import setup_logging, source_logger
+
+    setup_logging(ctx.log_format, ctx.verbosity)
+    failed = False
+    for source in ctx.select(sources, all_sources=not sources):
+        log = source_logger(source.name)
+        try:
+            detail = connector_class(source.type)(source.name, source.settings, log).check()
+            click.echo(f"{source.name}: ok ({detail})")
+        except AlertpullError as exc:
+            failed = True
+            click.echo(f"{source.name}: FAILED: {exc}")
+    sys.exit(EXIT_SOURCE_FAILED if failed else EXIT_OK)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Per source: cursor, last success, last failure, lag, last counts (reads state only)."""
+    from alertpull.state import open_state
+    from alertpull.status import source_status
+
+    store = open_state(ctx.config.state)
+    rows = [source_status(s, store.load(s.name)[0]) for s in ctx.config.sources.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(_status_line(row))
+
+
+def _status_line(row: dict[str, Any]) -> str:
+    last = row["last_run"] or {}
+    counts = last.get("counts") or {}
+    parts = [f"{row['source']} ({row['type']}): {row['state']}",
+             f"watermark {row['watermark'] or '-'}",
+             f"lag {row['lag'] or '-'}",
+             f"last success {row['last_success'] or 'never'}"]
+    if counts:
+        parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)}")
+    if row["last_failure"]:
+        parts.append(f"last failure {row['last_failure']['at']}: {row['last_failure']['error']}")
+    return "; ".join(parts)
+
+
+@cli.group()
+def cursor() -> None:
+    """Show, reset or set a source's cursor."""
+
+
+@cursor.command("show")
+@click.option("--source", "name", required=True, metavar="NAME")
+@pass_ctx
+def cursor_show(ctx: Context, name: str) -> None:
+    """Print every scope's cursor as JSON."""
+    from alertpull.state import open_state
+
+    ctx.select([name], False)
+    doc, _ = open_state(ctx.config.state).load(name)
+    scopes = (doc or {}).get("scopes", {})
+    click.echo(json.dumps({k: v.get("cursor") for k, v in scopes.items()}, indent=2))
+
+
+def _edit_cursors(ctx: Context, name: str, scope: str | None,
+                  edit: Callable[[dict[str, Any], str], None]) -> None:
+    from alertpull.delivery import new_document
+    from alertpull.state import open_state
+
+    source = ctx.select([name], False)[0]
+    store = open_state(ctx.config.state)
+    with store.lock(name):
+        try:
+            doc, token = store.load(name)
+        except AlertpullError:
+            if scope is not None:
+                raise
+            # Resetting every scope is the documented way out of a corrupt document.
+            store.discard(name)
+            doc, token = None, None
+        doc = doc or new_document(name, source.type)
+        keys = [scope] if scope else list(doc["scopes"])
+        if not keys:
+            raise ConfigError(f"source {name} has no cursor yet; run fetch first or pass --scope")
+        for key in keys:
+            edit(doc["scopes"].setdefault(key, {}), key)
+        doc["pending"] = None
+        store.save(name, doc, token)
+
+
+@cursor.command("reset")
+@click.option("--source", "name", required=True, metavar="NAME")
+@click.option("--scope", default=None, metavar="KEY", help="Only this scope (see cursor show).")
+@pass_ctx
+def cursor_reset(ctx: Context, name: str, scope: str | None) -> None:
+    """Forget the cursor: the next fetch starts at first_run_since again."""
+
+    def reset(entry: dict[str, Any], key: str) -> None:
+        entry.pop("cursor", None)
+        click.echo(f"{name} {key}: cursor reset")
+
+    _edit_cursors(ctx, name, scope, reset)
+
+
+@cursor.command("set")
+@click.option("--source", "name", required=True, metavar="NAME")
+@click.option("--scope", default=None, metavar="KEY", help="Only this scope (see cursor show).")
+@click.option("--watermark", required=True, metavar="T", help="RFC 3339, a date, or 90m/36h/30d.")
+@pass_ctx
+def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> None:
+    """Move the watermark: the next fetch starts at T minus the overlap."""
+    from alertpull.cursor import Cursor, merge_intervals
+    from alertpull.timeutil import format_time, utcnow
+
+    mark = _time_option(watermark, "--watermark", utcnow())
+    assert mark is not None
+
+    def move(entry: dict[str, Any], key: str) -> None:
+        current = Cursor.from_json(entry.get("cursor"))
+        # Ranges after the new mark count as not pulled, so a backfill may refill them.
+        covered = merge_intervals([(a, min(b, mark)) for a, b in current.covered])
+        entry["cursor"] = Cursor(watermark=mark, covered=covered, seen=current.seen).to_json()
+        click.echo(f"{name} {key}: watermark set to {format_time(mark)}")
+
+    _edit_cursors(ctx, name, scope, move)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the output record."""
+    from importlib.resources import files
+
+    click.echo(files("alertpull").joinpath("schema/record.schema.json").read_text())
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}", 2)
+    except AlertpullError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # never a traceback under cron unless asked for
+        if os.environ.get("ALERTPULL_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set ALERTPULL_DEBUG=1 for details)",
+              EXIT_SOURCE_FAILED)

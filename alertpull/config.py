@@ -1,0 +1,254 @@
+"""Load and strictly validate the YAML config.
+
+Every problem becomes a ConfigError with one line naming the key and the fix.
+Secrets are expanded here (from ${VAR} or {file: PATH}) and wrapped in `Secret`
+so that they can never be printed by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from alertpull.connector import Option, Secret
+from alertpull.errors import ConfigError
+from alertpull.timeutil import parse_duration
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+STATE_OPTIONS: dict[str, dict[str, Option]] = {
+    "local": {
+        "backend": Option(required=True),
+        "path": Option(default=".alertpull/state", help="directory of state files"),
+    },
+    "s3": {
+        "backend": Option(required=True),
+        "bucket": Option(required=True, help="bucket holding state documents"),
+        "prefix": Option(default="alertpull/state"),
+        "endpoint_url": Option(help="S3 endpoint override"),
+        "region": Option(),
+        "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
+    },
+}
+SINK_OPTIONS: dict[str, dict[str, Option]] = {
+    "jsonl": {
+        "type": Option(required=True),
+        "path": Option(default="./alerts"),
+        "compression": Option(default="none", help="none | gzip"),
+    },
+    "s3": {
+        "type": Option(required=True),
+        "bucket": Option(required=True),
+        "prefix": Option(default=""),
+        "compression": Option(default="gzip", help="gzip | none"),
+        "endpoint_url": Option(),
+        "region": Option(),
+        "sse": Option(help="AES256 | aws:kms"),
+        "sse_kms_key_id": Option(),
+        "spool_dir": Option(help="local directory for staged parts"),
+    },
+    "stdout": {"type": Option(required=True)},
+}
+CHOICES = {"compression": ("none", "gzip"), "sse": ("AES256", "aws:kms")}
+
+# Engine settings a source may override; `defaults:` sets them for every source.
+TIMING_OPTIONS: dict[str, Option] = {
+    "overlap": Option(kind="duration", help="re-read this much before the watermark"),
+    "settle": Option(kind="duration", default=timedelta(minutes=2), help="skip the newest"),
+    "first_run_since": Option(kind="duration", default=timedelta(hours=24)),
+    "concurrency": Option(kind="int", default=4, help="scopes pulled at once"),
+}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: str
+    timing: Mapping[str, Any]  # TIMING_OPTIONS values (overlap may be None = connector's)
+    settings: Mapping[str, Any]  # the connector's own options
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    state: Mapping[str, Any]
+    sink: Mapping[str, Any]
+    sources: Mapping[str, SourceConfig]
+
+
+def _expand_env(value: str, where: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set; export it")
+        return os.environ[name]
+
+    return _VAR.sub(replace, value)
+
+
+def _read_secret_file(path: str, where: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot read secret file {path}: {exc.strerror}; fix the path or permissions"
+        ) from None
+
+
+def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
+    """Check one value against its Option; return the typed value."""
+    if option.secret:
+        if isinstance(value, Mapping) and set(value) == {"file"}:
+            path = os.path.join(base_dir, _expand_env(str(value["file"]), where))
+            return Secret(_read_secret_file(path, where))
+        if isinstance(value, str):
+            return Secret(_expand_env(value, where))
+        raise ConfigError(f"{where}: expected a string or {{file: PATH}}")
+    if option.kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
+        value = _expand_env(value, where)
+        choices = CHOICES.get(where.rsplit(".", 1)[-1])
+        if choices and value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        return value
+    if option.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: expected a positive whole number, got {value!r}")
+        return value
+    if option.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if option.kind == "duration":
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if option.kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, e.g. [a, b]")
+        return [_expand_env(v, where) for v in value]
+    if option.kind == "map":
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping")
+        return dict(value)
+    raise AssertionError(f"unknown option kind {option.kind}")
+
+
+def validate_block(
+    data: Any, spec: Mapping[str, Option], where: str, base_dir: str
+) -> dict[str, Any]:
+    """Validate a mapping against a spec; apply defaults; reject unknown keys."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key; valid keys are {', '.join(sorted(spec))}"
+        )
+    result: dict[str, Any] = {}
+    for key, option in spec.items():
+        if key in data and data[key] is not None:
+            result[key] = _coerce(data[key], option, f"{where}.{key}", base_dir)
+        elif option.required:
+            raise ConfigError(f"{where}.{key}: required key is missing; add it")
+        else:
+            result[key] = option.default
+    return result
+
+
+def _pick_variant(
+    data: Any, variants: Mapping[str, Mapping[str, Option]], key: str, where: str
+) -> Mapping[str, Option]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    kind = data.get(key)
+    if kind not in variants:
+        raise ConfigError(f"{where}.{key}: {kind!r} is not one of {', '.join(variants)}")
+    return variants[kind]
+
+
+def _resolve_paths(block: dict[str, Any], keys: tuple[str, ...], base_dir: str) -> None:
+    for key in keys:
+        if block.get(key):
+            block[key] = os.path.normpath(os.path.join(base_dir, block[key]))
+
+
+def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) -> SourceConfig:
+    from alertpull.connectors import REGISTRY, connector_class
+
+    where = f"sources.{name}"
+    if not _SOURCE_NAME.match(name):
+        raise ConfigError(f"{where}: source names may use letters, digits, '_', '.', '-' only")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with at least 'type'")
+    kind = data.get("type")
+    if kind not in REGISTRY:
+        types = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"{where}.type: {kind!r} is not a source type; use one of {types}")
+    connector_spec = connector_class(kind).options
+    unknown = sorted(set(data) - {"type", *connector_spec, *TIMING_OPTIONS})
+    if unknown:
+        valid = ", ".join(sorted({"type", *connector_spec, *TIMING_OPTIONS}))
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key for type {kind}; valid keys are {valid}"
+        )
+    timing = dict(defaults)
+    for key, option in TIMING_OPTIONS.items():
+        if data.get(key) is not None:
+            timing[key] = _coerce(data[key], option, f"{where}.{key}", base_dir)
+    own = {k: v for k, v in data.items() if k in connector_spec}
+    settings = validate_block(own, connector_spec, where, base_dir)
+    return SourceConfig(name=name, type=kind, timing=timing, settings=settings)
+
+
+def parse_config(raw: Any, path: str) -> Config:
+    base_dir = os.path.dirname(os.path.abspath(path))
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a YAML mapping with state, sink and sources")
+    unknown = sorted(set(raw) - {"state", "sink", "defaults", "sources"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown top-level key; valid keys are "
+                          "state, sink, defaults, sources")
+    state_raw = raw.get("state") or {"backend": "local"}
+    state = validate_block(state_raw, _pick_variant(state_raw, STATE_OPTIONS, "backend", "state"),
+                           "state", base_dir)
+    sink_raw = raw.get("sink") or {"type": "jsonl"}
+    sink = validate_block(sink_raw, _pick_variant(sink_raw, SINK_OPTIONS, "type", "sink"),
+                          "sink", base_dir)
+    _resolve_paths(state, ("path",), base_dir)
+    _resolve_paths(sink, ("path", "spool_dir"), base_dir)
+    defaults = validate_block(raw.get("defaults") or {}, TIMING_OPTIONS, "defaults", base_dir)
+    sources_raw = raw.get("sources")
+    if not isinstance(sources_raw, Mapping) or not sources_raw:
+        raise ConfigError("sources: no sources configured; add at least one under 'sources:'")
+    sources = {str(n): _source(str(n), d, defaults, base_dir) for n, d in sources_raw.items()}
+    return Config(path=path, state=state, sink=sink, sources=sources)
+
+
+def load_config(path: str) -> Config:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; pass -c PATH or set ALERTPULL_CONFIG "
+            "(see config.example.yaml)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{at}: {problem}; fix the YAML syntax") from None
+    return parse_config(raw, path)

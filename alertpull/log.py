@@ -1,0 +1,100 @@
+"""Logging: readable text on a terminal, one JSON object per line for cron/journald,
+and a live progress line for long pulls on a TTY only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from alertpull.timeutil import format_time, utcnow
+
+LOGGER = "alertpull"
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": format_time(utcnow()),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        source = getattr(record, "source", None)
+        prefix = f"[{source}] " if source else ""
+        return f"{format_time(utcnow())} {record.levelname:<7} {prefix}{record.getMessage()}"
+
+
+class Progress:
+    """A single self-overwriting status line on stderr, shown only on a TTY."""
+
+    _INTERVAL = 0.25
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._last = 0.0
+        self._shown = False
+
+    def add(self, source: str, records: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._counts[source] = self._counts.get(source, 0) + records
+            now = time.monotonic()
+            if now - self._last >= self._INTERVAL:
+                self._last = now
+                text = "  ".join(f"{name}: {n:,} alerts" for name, n in self._counts.items())
+                sys.stderr.write(f"\r\033[K{text}")
+                sys.stderr.flush()
+                self._shown = True
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._shown:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+                self._shown = False
+
+
+class _ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Clears the progress line before a log line so the two never interleave."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(sys.stderr)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.clear()
+        super().emit(record)
+
+
+def setup_logging(log_format: str | None, verbosity: int) -> Progress:
+    """Configure the 'alertpull' logger; return the progress line (disabled off a TTY)."""
+    tty = sys.stderr.isatty()
+    fmt = log_format or "text"
+    progress = Progress(enabled=tty and fmt == "text" and verbosity >= 0)
+    handler = _ProgressAwareHandler(progress)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger = logging.getLogger(LOGGER)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0
+                    else logging.INFO)
+    # Vendor SDK chatter only when asked for; never their debug logs (they print headers).
+    logging.getLogger().setLevel(logging.WARNING)
+    return progress
+
+
+def source_logger(source: str) -> logging.LoggerAdapter[logging.Logger]:
+    return logging.LoggerAdapter(logging.getLogger(LOGGER), {"source": source})

@@ -1,0 +1,274 @@
+"""One run of one source: lock, recover, plan, pull every scope, deliver, commit.
+
+The runner owns the cursor, the dedup and the delivery; the connector only pulls
+and normalizes. Sources are independent: one failing never stops another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alertpull.config import SourceConfig
+from alertpull.connector import Connector, Scope
+from alertpull.connectors import connector_class
+from alertpull.cursor import Cursor, Plan, VersionFilter, WindowPolicy, plan_windows
+from alertpull.delivery import (
+    ScopeCommit,
+    apply_cursors,
+    new_document,
+    publish,
+    recover_pending,
+    stage_pending,
+)
+from alertpull.errors import AlertpullError, LockHeld, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.failpoints import failpoint
+from alertpull.log import Progress, source_logger
+from alertpull.record import build_record, raw_sha256
+from alertpull.sinks.base import Sink, Writer
+from alertpull.state.base import StateStore
+from alertpull.timeutil import format_time, from_epoch_ms, utcnow
+
+
+@dataclass(frozen=True)
+class FetchFlags:
+    since: datetime | None = None
+    until: datetime | None = None
+    refetch: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Counts:
+    fetched: int = 0
+    written: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    pages: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class ScopeOutcome:
+    scope: Scope
+    counts: Counts
+    commit: ScopeCommit | None = None  # None when the scope failed
+    error: str | None = None
+
+
+@dataclass
+class SourceResult:
+    name: str
+    status: str  # ok | failed | locked
+    counts: Counts = field(default_factory=Counts)
+    scopes: int = 0
+    seconds: float = 0.0
+    watermark: str | None = None
+    error: str | None = None
+
+
+def _json_line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+class SourceRun:
+    def __init__(self, config: SourceConfig, store: StateStore, sink: Sink, flags: FetchFlags,
+                 progress: Progress) -> None:
+        self.config = config
+        self.store = store
+        self.sink = sink
+        self.flags = flags
+        self.progress = progress
+        self.log = source_logger(config.name)
+        self.started = utcnow()
+        self.run_id = secrets.token_hex(4)
+
+    def run(self) -> SourceResult:
+        clock = time.monotonic()
+        try:
+            with self.store.lock(self.config.name):
+                result = self._run_locked()
+        except LockHeld as exc:
+            result = SourceResult(self.config.name, "locked", error=str(exc))
+        except AlertpullError as exc:
+            result = SourceResult(self.config.name, "failed", error=str(exc))
+        result.seconds = round(time.monotonic() - clock, 3)
+        return result
+
+    def _run_locked(self) -> SourceResult:
+        name = self.config.name
+        doc, token = self.store.load(name)
+        doc = doc or new_document(name, self.config.type)
+        if not self.flags.dry_run and recover_pending(doc, self.sink, self.log):
+            token = self.store.save(name, doc, token)
+        connector = connector_class(self.config.type)(name, self.config.settings, self.log)
+        try:
+            scopes = connector.scopes()
+        except AlertpullError as exc:
+            return self._finish(doc, token, [], error=str(exc))
+        policy = self._policy(connector)
+        outcomes = self._pull_all(connector, scopes, doc, policy)
+        errors = [f"{o.scope.key}: {o.error}" for o in outcomes if o.error]
+        return self._finish(doc, token, outcomes, error="; ".join(errors) or None)
+
+    def _policy(self, connector: Connector) -> WindowPolicy:
+        timing = self.config.timing
+        return WindowPolicy(
+            overlap=timing.get("overlap") or connector.default_overlap,
+            settle=timing["settle"],
+            first_run_since=timing["first_run_since"],
+            retention=connector.retention,
+            since=self.flags.since,
+            until=self.flags.until,
+            refetch=self.flags.refetch,
+        )
+
+    def _pull_all(self, connector: Connector, scopes: list[Scope], doc: dict[str, Any],
+                  policy: WindowPolicy) -> list[ScopeOutcome]:
+        def pull(scope: Scope) -> ScopeOutcome:
+            cursor = Cursor.from_json(doc["scopes"].get(scope.key, {}).get("cursor"))
+            return self._pull_scope(connector, scope, cursor, policy)
+
+        workers = max(1, min(self.config.timing["concurrency"], len(scopes)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope") as pool:
+            return list(pool.map(pull, scopes))
+
+    def _pull_scope(self, connector: Connector, scope: Scope, cursor: Cursor,
+                    policy: WindowPolicy) -> ScopeOutcome:
+        plan = plan_windows(cursor, policy, self.started)
+        for warning in plan.warnings:
+            self.log.warning("%s: %s", scope.key, warning)
+        counts = Counts()
+        writer = None
+        if not self.flags.dry_run:
+            part_id = hashlib.sha256(scope.key.encode()).hexdigest()[:8]
+            writer = self.sink.open_part(self.config.name, self.started, self.run_id, part_id)
+        try:
+            versions, incomplete = self._stream(connector, scope, cursor, plan, policy, counts,
+                                                writer)
+            reached = None
+            if incomplete:
+                mark = versions.max_changed_ms
+                reached = from_epoch_ms(mark) if mark is not None else plan.ranges[0].start
+            new_cursor = versions.advanced(cursor, plan.ranges, reached)
+            part = writer.close() if writer is not None and writer.records else None
+            if writer is not None and part is None:
+                writer.discard()
+            return ScopeOutcome(scope, counts, ScopeCommit(part, new_cursor.to_json()))
+        except AlertpullError as exc:
+            error = str(exc)
+        except Exception as exc:  # a connector bug must not take the other sources down
+            self.log.debug("unexpected error in %s", scope.key, exc_info=True)
+            error = f"unexpected {type(exc).__name__}: {exc}"
+        if writer is not None:
+            writer.discard()
+        return ScopeOutcome(scope, counts, error=error)
+
+    def _stream(self, connector: Connector, scope: Scope, cursor: Cursor, plan: Plan,
+                policy: WindowPolicy, counts: Counts,
+                writer: Writer | None) -> tuple[VersionFilter, bool]:
+        """Pull, normalize, dedup and write every alert of the plan's ranges."""
+        versions = VersionFilter(cursor, policy.overlap, plan.end, policy.refetch)
+        for window in plan.ranges:
+            try:
+                for page in connector.fetch(scope, window):
+                    counts.pages += 1
+                    for raw in page:
+                        self._one(connector, scope, raw, versions, counts, writer)
+                    self.progress.add(self.config.name, len(page))
+                    failpoint("after_page")
+            except WindowIncomplete as exc:
+                if not connector.ordered:
+                    raise SourceError(f"pull stopped early: {exc}") from None
+                self.log.warning("%s: pull stopped early (%s); resuming from the last alert "
+                                 "read next run", scope.key, exc)
+                return versions, True
+        return versions, False
+
+    def _one(self, connector: Connector, scope: Scope, raw: Any, versions: VersionFilter,
+             counts: Counts, writer: Writer | None) -> None:
+        counts.fetched += 1
+        try:
+            alert = connector.normalize(scope, raw)
+        except MalformedAlert as exc:
+            counts.malformed += 1
+            self.log.warning("%s: skipped malformed alert %s: %s", scope.key,
+                             connector.describe(raw), exc)
+            return
+        sha = raw_sha256(raw)
+        if not versions.admit(alert.native_id, alert.changed_at, sha):
+            counts.duplicates += 1
+            return
+        counts.written += 1
+        if writer is not None:
+            record = build_record(self.config.name, self.config.type, alert, raw, sha, utcnow())
+            writer.write(_json_line(record))
+
+    def _finish(self, doc: dict[str, Any], token: Any, outcomes: list[ScopeOutcome],
+                error: str | None) -> SourceResult:
+        name = self.config.name
+        counts = Counts()
+        for outcome in outcomes:
+            counts.add(outcome.counts)
+        commits = {o.scope.key: o.commit for o in outcomes if o.commit is not None}
+        if not self.flags.dry_run:
+            if self.sink.durable and any(c.part for c in commits.values()):
+                stage_pending(doc, self.run_id, commits)
+                failpoint("before_pending")
+                token = self.store.save(name, doc, token)
+                failpoint("after_pending")
+                publish(self.sink, commits)
+                failpoint("after_publish")
+            apply_cursors(doc, commits)
+            self._record_run(doc, counts, error)
+            self.store.save(name, doc, token)
+            failpoint("after_commit")
+        watermarks = [c.cursor["watermark"] for c in commits.values() if c.cursor["watermark"]]
+        return SourceResult(
+            name=name,
+            status="failed" if error else "ok",
+            counts=counts,
+            scopes=len(outcomes),
+            watermark=min(watermarks) if watermarks else None,
+            error=error,
+        )
+
+    def _record_run(self, doc: dict[str, Any], counts: Counts, error: str | None) -> None:
+        finished = format_time(utcnow())
+        doc["last_run"] = {
+            "run_id": self.run_id,
+            "started_at": format_time(self.started),
+            "finished_at": finished,
+            "ok": error is None,
+            "error": error,
+            "counts": asdict(counts),
+        }
+        if error:
+            doc["last_failure"] = {"at": finished, "error": error}
+        else:
+            doc["last_success"] = finished
+
+
+def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any]) -> None:
+    """One line per source per run, with the figures as structured fields for JSON logs."""
+    c = result.counts
+    fields = {**asdict(c), "status": result.status, "scopes": result.scopes,
+              "seconds": result.seconds, "watermark": result.watermark}
+    if result.status == "ok":
+        log.info("ok: %d fetched, %d written, %d duplicate, %d malformed, %d pages, "
+                 "%d scope(s), %.1fs, watermark %s", c.fetched, c.written, c.duplicates,
+                 c.malformed, c.pages, result.scopes, result.seconds, result.watermark,
+                 extra=fields)
+    else:
+        log.error("%s: %s", result.status, result.error, extra=fields)

@@ -1,0 +1,33 @@
+"""`alertpull status`: what the state says about each source. Reads state only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alertpull.config import SourceConfig
+from alertpull.timeutil import format_duration, parse_time, utcnow
+
+
+def source_status(source: SourceConfig, doc: dict[str, Any] | None) -> dict[str, Any]:
+    doc = doc or {}
+    scopes = {key: (entry.get("cursor") or {}) for key, entry in doc.get("scopes", {}).items()}
+    marks = [c["watermark"] for c in scopes.values() if c.get("watermark")]
+    # The source is as fresh as its most lagging scope.
+    watermark = min(marks, key=parse_time) if marks else None
+    lag = format_duration(utcnow() - parse_time(watermark)) if watermark else None
+    last_run = doc.get("last_run")
+    state = "never run" if not last_run else "ok" if last_run["ok"] else "failing"
+    return {
+        "source": source.name,
+        "type": source.type,
+        "state": state,
+        "watermark": watermark,
+        "lag": lag,
+        "lag_seconds": int((utcnow() - parse_time(watermark)).total_seconds()) if watermark
+        else None,
+        "last_success": doc.get("last_success"),
+        "last_failure": doc.get("last_failure"),
+        "last_run": last_run,
+        "pending": bool(doc.get("pending")),
+        "scopes": {key: c.get("watermark") for key, c in scopes.items()},
+    }
