@@ -7,6 +7,7 @@ imported inside the commands, so `alertpull --help` stays fast and SDK-free.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -109,7 +110,7 @@ def cli(ctx: click.Context, config_path: str, log_format: str | None, verbose: i
 def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str | None,
           until: str | None, refetch: bool, dry_run: bool) -> None:
     """Pull what changed since each source's cursor and write it."""
-    from alertpull.log import setup_logging, source_logger
+    from alertpull.log import LOGGER, setup_logging, source_logger
     from alertpull.runner import FetchFlags, SourceRun, log_summary
     from alertpull.sinks import open_sink
     from alertpull.state import open_state
@@ -134,7 +135,7 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
         log_summary(result, source_logger(source.name))
         results.append(result)
     if sink.durable and not dry_run and any(r.counts.written for r in results):
-        click.echo(f"alerts written under {sink.location()}", err=True)
+        logging.getLogger(LOGGER).info("alerts written under %s", sink.location())
     statuses = {r.status for r in results}
     sys.exit(EXIT_SOURCE_FAILED if "failed" in statuses else
              EXIT_LOCKED if "locked" in statuses else EXIT_OK)

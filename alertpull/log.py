@@ -96,5 +96,13 @@ def setup_logging(log_format: str | None, verbosity: int) -> Progress:
     return progress
 
 
+class _SourceAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Tags every line with its source and keeps a call's own `extra` fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
 def source_logger(source: str) -> logging.LoggerAdapter[logging.Logger]:
-    return logging.LoggerAdapter(logging.getLogger(LOGGER), {"source": source})
+    return _SourceAdapter(logging.getLogger(LOGGER), {"source": source})

@@ -22,9 +22,6 @@ from typing import Any
 from alertpull.errors import AlertpullError, ConfigError, SourceError
 from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly
 
-SSE_MODES = ("AES256", "aws:kms")
-COMPRESSIONS = ("gzip", "none")
-
 
 def s3_client(settings: Mapping[str, Any]) -> Any:
     """An S3 client with timeouts and bounded retries (a stalled endpoint must not hang cron).
@@ -132,16 +129,12 @@ class S3Sink(Sink):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.bucket: str = settings["bucket"]
         self.prefix: str = settings.get("prefix", "")
-        compression = settings.get("compression", "gzip")
+        # config.py has already checked the choices of compression and sse.
+        self.compress = settings.get("compression", "gzip") == "gzip"
         sse = settings.get("sse")
         kms_key = settings.get("sse_kms_key_id")
-        if compression not in COMPRESSIONS:
-            raise ConfigError(f"sink.compression must be one of {', '.join(COMPRESSIONS)}")
-        if sse is not None and sse not in SSE_MODES:
-            raise ConfigError(f"sink.sse must be one of {', '.join(SSE_MODES)}")
         if kms_key and sse != "aws:kms":
             raise ConfigError("sink.sse_kms_key_id needs sink.sse: aws:kms")
-        self.compress = compression == "gzip"
         # No ContentEncoding: the object stays a .gz file, which Athena and Spark expect
         # (with Content-Encoding: gzip some HTTP clients would transparently inflate it).
         self.upload_args: dict[str, str] = {"ContentType": "application/x-ndjson"}

@@ -61,6 +61,10 @@ class S3StateStore(StateStore):
             )
         return etag
 
+    def discard(self, source: str) -> None:
+        with s3_errors(self.bucket, StateError):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(source, ".json"))
+
     @contextlib.contextmanager
     def lock(self, source: str) -> Iterator[None]:
         lease = Lease(self, source)
@@ -169,7 +173,7 @@ class Lease:
                 self.source,
                 self._owner(held),
             )
-            condition = {"IfMatch": etag}
+            condition = {}
         # Conditional, so of several runs arriving at once exactly one gets the lease.
         if not self._write(condition):
             raise LockHeld(f"source {self.source!r} was just locked by another run")

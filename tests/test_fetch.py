@@ -1,0 +1,164 @@
+"""`alertpull fetch` end to end: the installed CLI as cron runs it, against the AWS fake."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from alertpull.timeutil import parse_time
+from tests.aws_env import AwsWorld, hours_ago
+
+
+def native_ids(records: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(r["native_id"] for r in records)
+
+
+def test_first_run_writes_every_finding_once_as_valid_records(aws: AwsWorld,
+                                                              validate_records: Any) -> None:
+    aws.add(120, first=0, base_time=hours_ago(3))
+    result = aws.fetch()
+    assert result.returncode == 0, result.stderr
+    records = aws.records()
+    assert len(records) == 120
+    assert set(native_ids(records)) == {f["arn"] for f in aws.findings()}
+    validate_records(records)
+    [path] = [p for p in aws.alerts.rglob("*.jsonl")]
+    relative = path.relative_to(aws.alerts).parts
+    assert relative[0] == "source=aws" and relative[1].startswith("dt=")
+    assert "120 written" in result.stderr
+
+
+def test_rerun_skips_unchanged_versions_and_writes_an_updated_one(aws: AwsWorld) -> None:
+    aws.add(30, first=0, base_time=hours_ago(0.9))  # all inside the 1h overlap
+    assert aws.fetch().returncode == 0
+    again = aws.fetch()
+    assert again.returncode == 0
+    assert len(aws.records()) == 30
+    assert "0 written, 30 duplicate" in again.stderr
+    updated = aws.findings()[7]
+    updated["service"]["count"] += 1
+    updated["updatedAt"] = hours_ago(0.2).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert aws.fetch().returncode == 0
+    records = aws.records()
+    assert len(records) == 31
+    versions = sorted((r for r in records if r["native_id"] == updated["arn"]),
+                      key=lambda r: r["pulled_at"])
+    assert len({r["id"] for r in versions}) == 1
+    assert [r["count"] for r in versions] == [updated["service"]["count"] - 1,
+                                              updated["service"]["count"]]
+
+
+def test_same_timestamp_siblings_across_pages_and_runs_are_never_lost(aws: AwsWorld) -> None:
+    tick = hours_ago(0.5).replace(microsecond=0)
+    aws.add(60, first=0, base_time=tick, step=timedelta(0))  # one updatedAt, two pages
+    assert aws.fetch().returncode == 0
+    aws.add(5, first=60, base_time=tick, step=timedelta(0))  # late siblings, same instant
+    assert aws.fetch().returncode == 0
+    counts = native_ids(aws.records())
+    assert len(counts) == 65 and set(counts.values()) == {1}
+
+
+def test_backfill_adds_older_alerts_only_and_keeps_the_watermark(aws: AwsWorld) -> None:
+    aws.add(50, first=0, base_time=hours_ago(10), step=timedelta(minutes=10))  # 10h .. 1.8h ago
+    aws.write_config(defaults={"first_run_since": "4h"})
+    assert aws.fetch().returncode == 0
+    first = len(aws.records())
+    assert 0 < first < 50
+    watermark = json.loads(aws.cli("cursor", "show", "--source", "aws").stdout)
+    backfill = aws.fetch("--since", "12h")
+    assert backfill.returncode == 0, backfill.stderr
+    counts = native_ids(aws.records())
+    assert len(counts) == 50 and set(counts.values()) == {1}
+    after = json.loads(aws.cli("cursor", "show", "--source", "aws").stdout)
+    [before_scope] = watermark.values()
+    [after_scope] = after.values()
+    assert parse_time(after_scope["watermark"]) >= parse_time(before_scope["watermark"])
+
+
+def test_refetch_pulls_the_range_again_on_purpose(aws: AwsWorld) -> None:
+    aws.add(10, first=0, base_time=hours_ago(5))
+    assert aws.fetch().returncode == 0
+    assert aws.fetch("--since", "6h", "--refetch").returncode == 0
+    assert set(native_ids(aws.records()).values()) == {2}
+
+
+def test_dry_run_writes_neither_output_nor_state(aws: AwsWorld) -> None:
+    aws.add(10, first=0, base_time=hours_ago(2))
+    result = aws.fetch("--dry-run")
+    assert result.returncode == 0 and "10 fetched" in result.stderr
+    assert aws.records() == []
+    assert not (aws.state / "aws.json").exists()
+
+
+def test_gzip_output_is_readable_and_complete(aws: AwsWorld) -> None:
+    aws.add(10, first=0, base_time=hours_ago(2))
+    aws.write_config(sink={"type": "jsonl", "path": "alerts", "compression": "gzip"})
+    assert aws.fetch().returncode == 0
+    assert [p.suffix for p in aws.alerts.rglob("*.jsonl*")] == [".gz"]
+    assert len(aws.records()) == 10
+
+
+def test_stdout_sink_prints_records_and_keeps_logs_on_stderr(aws: AwsWorld) -> None:
+    aws.add(5, first=0, base_time=hours_ago(2))
+    aws.write_config(sink={"type": "stdout"})
+    result = aws.fetch()
+    assert result.returncode == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 5 and all(r["source"] == "aws" for r in lines)
+    assert aws.fetch().stdout == ""  # the cursor moved: nothing printed twice
+
+
+def test_a_held_lock_exits_75_and_touches_nothing(aws: AwsWorld) -> None:
+    aws.add(5, first=0, base_time=hours_ago(2))
+    aws.state.mkdir()
+    with open(aws.state / "aws.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = aws.fetch()
+    assert result.returncode == 75
+    assert "locked by another run" in result.stderr
+    assert aws.records() == [] and not (aws.state / "aws.json").exists()
+    assert aws.fake.requests == []
+
+
+def test_one_failing_source_does_not_stop_the_others(aws: AwsWorld) -> None:
+    aws.add(5, first=0, base_time=hours_ago(2))
+    aws.fake.disable_region("eu-west-3")
+    aws.write_config(sources={
+        "aws": {"type": "guardduty", "regions": ["us-east-1"]},
+        "broken": {"type": "guardduty", "regions": ["us-east-1"],
+                   "endpoint_url": "http://127.0.0.1:9"},  # nothing listens there
+    })
+    result = aws.cli("--log-format", "json", "fetch", "--all")
+    assert result.returncode == 1
+    assert {r["source"] for r in aws.records()} == {"aws"}
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = [e for e in events if e.get("source") == "broken" and e["level"] == "error"]
+    assert failed and "127.0.0.1:9" in failed[0]["msg"]
+    assert "Traceback" not in result.stderr
+    status = json.loads(aws.cli("status", "--json").stdout)
+    by_name = {row["source"]: row for row in status}
+    assert by_name["aws"]["state"] == "ok"
+    assert by_name["broken"]["state"] == "failing" and by_name["broken"]["watermark"] is None
+
+
+def test_json_logs_are_one_object_per_line_with_the_summary_fields(aws: AwsWorld) -> None:
+    aws.add(3, first=0, base_time=hours_ago(2))
+    result = aws.cli("--log-format", "json", "fetch", "--all")
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    summary = [e for e in events if e.get("status") == "ok"]
+    assert summary[0]["written"] == 3 and summary[0]["source"] == "aws"
+    assert summary[0]["watermark"]
+
+
+def test_no_secret_reaches_output_logs_or_state(aws: AwsWorld) -> None:
+    aws.add(3, first=0, base_time=hours_ago(2))
+    secret = aws.env["AWS_SECRET_ACCESS_KEY"]
+    result = aws.cli("-v", "fetch", "--all")
+    written = "".join(p.read_text() for p in aws.root.rglob("*") if p.is_file()
+                      and p.suffix in (".json", ".jsonl"))
+    assert secret not in result.stdout + result.stderr + written
+    assert os.listdir(aws.state)
