@@ -110,8 +110,10 @@ class SourceRun:
         name = self.config.name
         doc, token = self.store.load(name)
         doc = doc or new_document(name, self.config.type)
-        if not self.flags.dry_run and recover_pending(doc, self.sink, self.log):
-            token = self.store.save(name, doc, token)
+        if not self.flags.dry_run:
+            if recover_pending(doc, self.sink, self.log):
+                token = self.store.save(name, doc, token)
+            self.sink.discard_orphans(name)
         connector = connector_class(self.config.type)(name, self.config.settings, self.log)
         try:
             scopes = connector.scopes()

@@ -241,6 +241,7 @@ class GuardDutyConnector(Connector):
             config=_botocore_config(),
         )
         if service == "guardduty":
+            client.meta.events.register("before-parse.guardduty", _reject_cut_body)
             client.meta.events.register("after-call.guardduty.GetFindings", _keep_wire_findings)
         return client
 
@@ -316,6 +317,18 @@ def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) 
     return assumed
 
 
+def _reject_cut_body(response_dict: dict[str, Any], **_: Any) -> None:
+    """before-parse hook: botocore reads bodies without enforcing Content-Length, and parses
+    a 200 whose body was cut mid-way as an empty page, so the rest of the window would be
+    silently skipped. Fail the call instead."""
+    from botocore.exceptions import IncompleteReadError
+
+    expected = response_dict["headers"].get("content-length")
+    body = response_dict["body"]
+    if expected is not None and isinstance(body, bytes) and len(body) != int(expected):
+        raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(expected))
+
+
 def _keep_wire_findings(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
     """after-call hook of GetFindings: attach the findings exactly as sent (camelCase,
     unknown fields kept) to the parsed reply the caller gets back."""
@@ -345,6 +358,7 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
         ConnectionError,
         CredentialRetrievalError,
         HTTPClientError,
+        IncompleteReadError,
         NoCredentialsError,
         PartialCredentialsError,
         ProfileNotFound,
@@ -369,6 +383,8 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
             f"cannot reach {endpoint} after retries ({type(err).__name__}); check endpoint_url "
             "/ AWS_ENDPOINT_URL_GUARDDUTY, the network and HTTPS_PROXY"
         )
+    if isinstance(err, IncompleteReadError):
+        return f"AWS cut its response{where} short ({err}); the next run reads the window again"
     if not isinstance(err, ClientError):
         return f"AWS call{where} failed: {_one_line(str(err))}"
     return _describe_client_error(err, where, detector_id)

@@ -51,8 +51,9 @@ class AwsWorld:
 
     def add(self, count: int, *, first: int, base_time: datetime,
             step: timedelta = timedelta(minutes=1), **kw: Any) -> list[Finding]:
-        new = make_findings(count, first=first, region=REGION, base_time=base_time, step=step,
-                            **kw)
+        """Findings first..first+count-1, the first updated at base_time, then every step."""
+        new = make_findings(count, first=first, region=REGION, base_time=base_time - first * step,
+                            step=step, **kw)
         self.findings().extend(new)
         return new
 

@@ -247,6 +247,21 @@ def test_throttling_is_retried_by_botocore(fake: AwsFake) -> None:
     assert len(sent(fake, LIST_PATH)) == 3 + 2
 
 
+@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
+def test_a_response_cut_mid_body_fails_instead_of_reading_as_an_empty_page(
+    fake: AwsFake, path: str
+) -> None:
+    # botocore does not enforce Content-Length on these bodies and would parse the cut
+    # JSON as a successful reply without findings or next token.
+    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    fake.inject(on("POST", path), Fault(cut_body=True))
+
+    message = source_error(lambda: pull(connector()))
+
+    assert message.startswith("AWS cut its response in us-east-1 short (")
+    assert message.endswith("); the next run reads the window again")
+
+
 def test_fetch_from_worker_threads_shares_the_clients_made_by_scopes(fake: AwsFake) -> None:
     data = {region: make_findings(70, region=region) for region in (REGION, OTHER_REGION)}
     for region, findings in data.items():
@@ -281,8 +296,9 @@ def test_detector_of_another_account_is_one_clear_line(fake: AwsFake) -> None:
 
     message = source_error(lambda: pull(connector()))
 
-    assert f"GuardDuty detector {DETECTOR} in us-east-1 is not owned by the current account" in (
-        message
+    assert message == (
+        f"GuardDuty detector {DETECTOR} in us-east-1 is not owned by the current account; "
+        "detector ids belong to one account and region"
     )
 
 

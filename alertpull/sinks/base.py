@@ -108,6 +108,13 @@ class Sink(ABC):
     def is_published(self, part: Part) -> bool:
         """True when the part's final file/object exists (used by crash recovery)."""
 
+    def discard_orphans(self, source: str) -> None:
+        """Remove staged parts of `source` left by a run that died before recording them.
+
+        Called with the source's lock held and after pending recovery, so every staged
+        part still present belongs to no run that could publish it.
+        """
+
     def location(self) -> str:
         """Where output goes, for messages."""
         return ""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from alertpull.sinks.base import Part, PartWriter, Sink, part_name
+from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly
 
 
 def fsync_dir(path: str) -> None:
@@ -40,6 +41,10 @@ class LocalSink(Sink):
 
     def is_published(self, part: Part) -> bool:
         return os.path.exists(part.final)
+
+    def discard_orphans(self, source: str) -> None:
+        for staged in glob.glob(os.path.join(self.root, f"source={source}", "dt=*", ".*.tmp")):
+            remove_quietly(staged)
 
     def location(self) -> str:
         return self.root

@@ -173,7 +173,7 @@ class Lease:
                 self.source,
                 self._owner(held),
             )
-            condition = {}
+            condition = {"IfMatch": etag}
         # Conditional, so of several runs arriving at once exactly one gets the lease.
         if not self._write(condition):
             raise LockHeld(f"source {self.source!r} was just locked by another run")

@@ -318,12 +318,14 @@ class AwsFake(FakeServer):
             f"<SessionToken>{issued.session_token}</SessionToken>"
             f"<Expiration>{format_time(expires)}</Expiration></Credentials>"
             f"<AssumedRoleUser><Arn>{role_arn}</Arn>"
-            f"<AssumedRoleId>AROAEXAMPLE:{escape(issued.session_name)}</AssumedRoleId></AssumedRoleUser>",
+            f"<AssumedRoleId>AROAEXAMPLE:{escape(issued.session_name)}</AssumedRoleId>"
+            "</AssumedRoleUser>",
         )
 
     def _describe_regions(self) -> Response:
         items = "".join(
-            f"<item><regionName>{r}</regionName><regionEndpoint>ec2.{r}.amazonaws.com</regionEndpoint>"
+            f"<item><regionName>{r}</regionName>"
+            f"<regionEndpoint>ec2.{r}.amazonaws.com</regionEndpoint>"
             "<optInStatus>opt-in-not-required</optInStatus></item>"
             for r in sorted(self.enabled_regions - self.disabled_regions)
         )
