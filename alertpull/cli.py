@@ -230,11 +230,12 @@ def _edit_cursors(ctx: Context, name: str, scope: str | None,
         try:
             doc, token = store.load(name)
         except AlertpullError:
-            if scope is not None:
+            if scope is not None or edit is not _reset:
                 raise
             # Resetting every scope is the documented way out of a corrupt document.
             store.discard(name)
-            doc, token = None, None
+            click.echo(f"{name}: unreadable state discarded; the next fetch starts afresh")
+            return
         doc = doc or new_document(name, source.type)
         keys = [scope] if scope else list(doc["scopes"])
         if not keys:
@@ -252,11 +253,12 @@ def _edit_cursors(ctx: Context, name: str, scope: str | None,
 def cursor_reset(ctx: Context, name: str, scope: str | None) -> None:
     """Forget the cursor: the next fetch starts at first_run_since again."""
 
-    def reset(entry: dict[str, Any], key: str) -> None:
-        entry.pop("cursor", None)
-        click.echo(f"{name} {key}: cursor reset")
+    _edit_cursors(ctx, name, scope, _reset)
 
-    _edit_cursors(ctx, name, scope, reset)
+
+def _reset(entry: dict[str, Any], key: str) -> None:
+    entry.pop("cursor", None)
+    click.echo(f"{key}: cursor reset")
 
 
 @cursor.command("set")
@@ -277,7 +279,7 @@ def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> No
         # Ranges after the new mark count as not pulled, so a backfill may refill them.
         covered = merge_intervals([(a, min(b, mark)) for a, b in current.covered])
         entry["cursor"] = Cursor(watermark=mark, covered=covered, seen=current.seen).to_json()
-        click.echo(f"{name} {key}: watermark set to {format_time(mark)}")
+        click.echo(f"{key}: watermark set to {format_time(mark)}")
 
     _edit_cursors(ctx, name, scope, move)
 

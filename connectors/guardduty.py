@@ -370,7 +370,6 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
             f"AWS profile {err.kwargs.get('profile')!r} is not in ~/.aws/config or "
             "~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
         )
-
     if isinstance(err, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
         detail = "" if isinstance(err, NoCredentialsError) else f" ({_one_line(str(err))})"
         return (
@@ -381,7 +380,7 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
         endpoint = getattr(err, "kwargs", {}).get("endpoint_url") or f"the AWS endpoint{where}"
         return (
             f"cannot reach {endpoint} after retries ({type(err).__name__}); check endpoint_url "
-            "/ AWS_ENDPOINT_URL_GUARDDUTY, the network and HTTPS_PROXY"
+            "/ AWS_ENDPOINT_URL_*, the network and HTTPS_PROXY"
         )
     if isinstance(err, IncompleteReadError):
         return f"AWS cut its response{where} short ({err}); the next run reads the window again"

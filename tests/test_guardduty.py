@@ -365,7 +365,7 @@ def test_unreachable_endpoint_is_named(error: str) -> None:
 
     assert message == (
         f"cannot reach {url} after retries ({error}); check endpoint_url / "
-        "AWS_ENDPOINT_URL_GUARDDUTY, the network and HTTPS_PROXY"
+        "AWS_ENDPOINT_URL_*, the network and HTTPS_PROXY"
     )
 
 

@@ -108,6 +108,7 @@ class Sink(ABC):
     def is_published(self, part: Part) -> bool:
         """True when the part's final file/object exists (used by crash recovery)."""
 
+    @abstractmethod
     def discard_orphans(self, source: str) -> None:
         """Remove staged parts of `source` left by a run that died before recording them.
 

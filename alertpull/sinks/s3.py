@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
-import boto3
 
 from alertpull.errors import AlertpullError, ConfigError, SourceError
 from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly

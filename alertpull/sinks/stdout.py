@@ -43,5 +43,8 @@ class StdoutSink(Sink):
     def is_published(self, part: Part) -> bool:
         return True
 
+    def discard_orphans(self, source: str) -> None:
+        return None  # nothing is ever staged
+
     def location(self) -> str:
         return "stdout"
