@@ -16,7 +16,19 @@ LOGGER = "alertpull"
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
-class JsonFormatter(logging.Formatter):
+class _Formatter(logging.Formatter):
+    """Tracebacks only when asked for (-v): under cron an error is one line."""
+
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+
+    def traceback(self, record: logging.LogRecord) -> str | None:
+        return self.formatException(record.exc_info) if self.tracebacks and record.exc_info \
+            else None
+
+
+class JsonFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": format_time(utcnow()),
@@ -24,14 +36,18 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
+        if trace := self.traceback(record):
+            entry["traceback"] = trace
         return json.dumps(entry, default=str)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         source = getattr(record, "source", None)
         prefix = f"[{source}] " if source else ""
-        return f"{format_time(utcnow())} {record.levelname:<7} {prefix}{record.getMessage()}"
+        line = f"{format_time(utcnow())} {record.levelname:<7} {prefix}{record.getMessage()}"
+        trace = self.traceback(record)
+        return f"{line}\n{trace}" if trace else line
 
 
 class Progress:
@@ -85,14 +101,19 @@ def setup_logging(log_format: str | None, verbosity: int) -> Progress:
     fmt = log_format or "text"
     progress = Progress(enabled=tty and fmt == "text" and verbosity >= 0)
     handler = _ProgressAwareHandler(progress)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    tracebacks = verbosity > 0
+    handler.setFormatter(JsonFormatter(tracebacks) if fmt == "json" else TextFormatter(tracebacks))
     logger = logging.getLogger(LOGGER)
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0
                     else logging.INFO)
-    # Vendor SDK chatter only when asked for; never their debug logs (they print headers).
-    logging.getLogger().setLevel(logging.WARNING)
+    # Vendor SDK warnings go through the same handler, so they too are one line (botocore
+    # logs a failed credential refresh with a traceback). Never their debug logs: those
+    # print request headers, credentials included.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     return progress
 
 

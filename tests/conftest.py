@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@functools.cache
+def record_validator() -> Any:
+    import jsonschema
+
+    schema = json.loads((REPO / "alertpull/schema/record.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def check_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record a test reads back is checked against the shipped JSON Schema."""
+    for record in records:
+        record_validator().validate(record)
+    return records
+
+
+@pytest.fixture
+def validate_records() -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    return check_records
+
+
 def read_records(root: Path) -> list[dict[str, Any]]:
     """Every record published under a local sink root (hidden staged files excluded)."""
     records = []
@@ -39,25 +61,7 @@ def read_records(root: Path) -> list[dict[str, Any]]:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as handle:
             records.extend(json.loads(line) for line in handle)
-    return records
-
-
-@pytest.fixture(scope="session")
-def record_validator() -> Any:
-    import jsonschema
-
-    schema = json.loads((REPO / "alertpull/schema/record.schema.json").read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-
-
-@pytest.fixture
-def validate_records(record_validator: Any) -> Iterator[Any]:
-    def check(records: list[dict[str, Any]]) -> None:
-        for record in records:
-            record_validator.validate(record)
-
-    yield check
+    return check_records(records)
 
 
 pytest_plugins = ["tests.aws_env"]

@@ -11,21 +11,20 @@ from typing import Any
 
 from alertpull.timeutil import parse_time
 from tests.aws_env import AwsWorld, hours_ago
+from tests.conftest import check_records
 
 
 def native_ids(records: list[dict[str, Any]]) -> Counter[str]:
     return Counter(r["native_id"] for r in records)
 
 
-def test_first_run_writes_every_finding_once_as_valid_records(aws: AwsWorld,
-                                                              validate_records: Any) -> None:
+def test_first_run_writes_every_finding_once_as_valid_records(aws: AwsWorld) -> None:
     aws.add(120, first=0, base_time=hours_ago(3))
     result = aws.fetch()
     assert result.returncode == 0, result.stderr
     records = aws.records()
     assert len(records) == 120
     assert set(native_ids(records)) == {f["arn"] for f in aws.findings()}
-    validate_records(records)
     [path] = [p for p in aws.alerts.rglob("*.jsonl")]
     relative = path.relative_to(aws.alerts).parts
     assert relative[0] == "source=aws" and relative[1].startswith("dt=")
@@ -107,7 +106,7 @@ def test_stdout_sink_prints_records_and_keeps_logs_on_stderr(aws: AwsWorld) -> N
     aws.write_config(sink={"type": "stdout"})
     result = aws.fetch()
     assert result.returncode == 0
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = check_records([json.loads(line) for line in result.stdout.splitlines()])
     assert len(lines) == 5 and all(r["source"] == "aws" for r in lines)
     assert aws.fetch().stdout == ""  # the cursor moved: nothing printed twice
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from alertpull.connectors.guardduty import GuardDutyConnector, describe_error
 
 from alertpull.connector import Scope, Secret, Window
+from alertpull.connectors.guardduty import GuardDutyConnector, describe_error
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import build_record, raw_sha256
 from alertpull.timeutil import format_time, parse_time

@@ -147,6 +147,24 @@ def test_spool_is_private(s3: Any, tmp_path: Path) -> None:
         make_sink(tmp_path, spool_dir=str(shared))
 
 
+def test_discard_orphans_removes_only_this_sources_staged_parts(s3: Any, tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    orphan = stage(sink)  # a run died before recording it
+    others = [
+        sink.open_part("aws-prod-eu", STARTED, "run1", "p").close(),  # a prefix-alike source
+        make_sink(tmp_path, prefix="other").open_part("aws-prod", STARTED, "run1", "p").close(),
+        make_sink(tmp_path, bucket="another-bucket")
+        .open_part("aws-prod", STARTED, "r", "p")
+        .close(),
+    ]
+
+    sink.discard_orphans("aws-prod")
+
+    assert not os.path.exists(orphan.staged)
+    assert all(os.path.exists(part.staged) for part in others)
+    assert keys(s3) == []
+
+
 def test_location(s3: Any, tmp_path: Path) -> None:
     assert make_sink(tmp_path).location() == f"s3://{BUCKET}/alerts"
     assert make_sink(tmp_path, prefix="").location() == f"s3://{BUCKET}"
@@ -245,3 +263,15 @@ def test_cli_fetch_to_s3_is_effectively_once_across_a_crash(
         validate_records(records)
         assert "alertpull/state/aws.lock" not in {o["Key"] for o in objects}
         assert list(spool.iterdir()) == []
+
+
+def test_cli_reports_a_missing_bucket_in_one_line(aws: AwsWorld) -> None:
+    aws.add(3, first=0, base_time=hours_ago(2))
+    spool = str(aws.root / "spool")
+    aws.write_config(sink={"type": "s3", "bucket": "no-such-bucket", "spool_dir": spool})
+    with moto_server() as endpoint:
+        result = aws.fetch(AWS_ENDPOINT_URL_S3=endpoint)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "S3 bucket 'no-such-bucket' does not exist" in line
+    assert aws.env["AWS_SECRET_ACCESS_KEY"] not in result.stderr

@@ -240,10 +240,10 @@ def test_lease_is_deleted_on_exit_even_when_the_block_raises(s3: Any) -> None:
 
 
 def test_renewal_keeps_the_lease_alive_past_its_first_expiry(s3: Any) -> None:
-    store = make_store(lease_seconds=2)
+    store = make_store(lease_seconds=1)
     with store.lock("gd"):
         first = read_lease(s3)
-        time.sleep(2.3)  # longer than the lease itself; renewals run every ~0.67 s
+        time.sleep(1.3)  # longer than the lease itself; renewals run every ~0.33 s
         renewed = read_lease(s3)
         assert renewed["owner"] == first["owner"]
         assert renewed["acquired_at"] == first["acquired_at"]

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from alertpull.errors import AlertpullError, ConfigError, SourceError
 from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly
@@ -151,9 +152,12 @@ class S3Sink(Sink):
         key = s3_key(
             self.prefix, part_name(source, started, run_id, part, ".gz" if self.compress else "")
         )
-        # Flattened key as the file name: unique per part, and no directory tree to prune.
-        staged = os.path.join(self.spool, key.replace("/", "_"))
-        return PartWriter(staged, key, self.compress)
+        return PartWriter(self._staged(key), key, self.compress)
+
+    def _staged(self, key: str) -> str:
+        """The spool file for an object: bucket and key percent-encoded into one name, so
+        sinks sharing a spool never collide and there is no directory tree to prune."""
+        return os.path.join(self.spool, quote(f"{self.bucket}/{key}", safe="="))
 
     def publish(self, part: Part) -> None:
         if not self.is_published(part):
@@ -174,6 +178,12 @@ class S3Sink(Sink):
                     return False
                 raise
         return True
+
+    def discard_orphans(self, source: str) -> None:
+        stem = os.path.basename(self._staged(s3_key(self.prefix, f"source={source}") + "/"))
+        for name in os.listdir(self.spool):
+            if name.startswith(stem):
+                remove_quietly(os.path.join(self.spool, name))
 
     def location(self) -> str:
         return f"s3://{s3_key(self.bucket, self.prefix)}"
