@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alertpull.connector import Window
-from alertpull.timeutil import format_time, parse_time, to_epoch_ms
+from alertpull.timeutil import format_duration, format_time, parse_time, to_epoch_ms
 
 Interval = tuple[datetime, datetime]
 
@@ -102,7 +102,8 @@ def plan_windows(cursor: Cursor, policy: WindowPolicy, now: datetime) -> Plan:
     def clamp(start: datetime, what: str) -> datetime:
         if floor and start < floor:
             warnings.append(
-                f"{what} {format_time(start)} is older than the vendor's retention; "
+                f"{what} {format_time(start)} is older than this source's "
+                f"{format_duration(policy.retention)} retention; "
                 f"clamped to {format_time(floor)}"
             )
             return floor

@@ -5,13 +5,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pty
+import subprocess
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from alertpull.timeutil import parse_time
+from alertpull.timeutil import parse_time, to_epoch_ms
 from tests.aws_env import AwsWorld, hours_ago
-from tests.conftest import check_records
+from tests.conftest import ALERTPULL, check_records
 
 
 def native_ids(records: list[dict[str, Any]]) -> Counter[str]:
@@ -161,3 +163,33 @@ def test_no_secret_reaches_output_logs_or_state(aws: AwsWorld) -> None:
                       and p.suffix in (".json", ".jsonl"))
     assert secret not in result.stdout + result.stderr + written
     assert os.listdir(aws.state)
+
+
+def test_a_terminal_gets_a_live_progress_line_and_cron_does_not(aws: AwsWorld) -> None:
+    aws.add(150, first=0, base_time=hours_ago(3))
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([ALERTPULL, "-c", str(aws.config_path), "fetch", "--all"],
+                               env=aws.env, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.wait() == 0
+    assert b"\r\x1b[Kaws: " in shown and b" alerts" in shown
+    assert "\x1b[K" not in aws.fetch().stderr  # not a TTY: plain log lines only
+
+
+def test_since_beyond_retention_is_clamped_with_a_warning(aws: AwsWorld) -> None:
+    result = aws.fetch("--since", "200d")
+    assert result.returncode == 0
+    assert "older than this source's 90d retention" in result.stderr
+    [listed] = [r.json() for r in aws.fake.requests if r.path.endswith("/findings")]
+    start = listed["findingCriteria"]["criterion"]["updatedAt"]["greaterThanOrEqual"]
+    assert abs(start - to_epoch_ms(hours_ago(90 * 24))) < 60_000

@@ -1,0 +1,82 @@
+"""The shared HTTP policy: timeouts, bounded retries, Retry-After, no retry on 4xx."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from alertpull.http import CappedRetry, RateBudget, make_session
+from tests.fakes.http_fake import Fault, FakeServer, Request, Response, on
+
+
+class OkFake(FakeServer):
+    def handle(self, request: Request) -> Response:
+        return Response.json({"ok": True})
+
+
+@pytest.fixture
+def fake() -> Iterator[OkFake]:
+    with OkFake() as server:
+        yield server
+
+
+def status(code: int, **headers: str) -> Fault:
+    return Fault(response=Response.json({"error": code}, status=code, headers=headers))
+
+
+def test_429_with_retry_after_is_honoured_then_succeeds(fake: OkFake) -> None:
+    fake.inject(on("GET"), status(429, **{"Retry-After": "1"}))
+    started = time.monotonic()
+    response = make_session(backoff=0.01).get(fake.url + "/alerts")
+    assert response.json() == {"ok": True}
+    assert time.monotonic() - started >= 0.9  # waited as the server asked
+    assert len(fake.requests) == 2
+
+
+def test_5xx_bursts_are_retried_with_backoff(fake: OkFake) -> None:
+    for code in (500, 502, 503, 504):
+        fake.inject(on("GET"), status(code))
+    response = make_session(backoff=0.01).get(fake.url + "/alerts")
+    assert response.status_code == 200 and len(fake.requests) == 5
+    assert fake.pending_faults == 0
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404])
+def test_client_errors_are_never_retried(fake: OkFake, code: int) -> None:
+    fake.inject(on("GET"), status(code), times=5)
+    response = make_session(backoff=0.01).get(fake.url + "/alerts")
+    assert response.status_code == code and len(fake.requests) == 1
+
+
+def test_persistent_failure_gives_up_after_a_bounded_number_of_tries(fake: OkFake) -> None:
+    fake.inject(on("GET"), status(503), times=100)
+    response = make_session(retries=3, backoff=0.01).get(fake.url + "/alerts")
+    assert response.status_code == 503 and len(fake.requests) == 4
+
+
+def test_a_stalled_server_hits_the_read_timeout_and_the_retries_are_bounded(fake: OkFake) -> None:
+    fake.inject(on("GET"), Fault(delay=2.0), times=10)
+    session = make_session(retries=1, backoff=0.01, timeout=(1.0, 0.3))
+    with pytest.raises(requests.ConnectionError):
+        session.get(fake.url + "/alerts")
+    assert len(fake.requests) == 2
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    assert CappedRetry().parse_retry_after("86400") == CappedRetry.max_retry_after
+
+
+def test_rate_budget_spaces_calls_evenly() -> None:
+    budget = RateBudget(calls=10, period=1.0)
+    started = time.monotonic()
+    for _ in range(6):
+        budget.acquire()
+    assert time.monotonic() - started >= 0.45  # 5 intervals of 0.1 s after the first call
+
+
+def test_shared_budget_is_one_per_key() -> None:
+    assert RateBudget.shared("tenant-a", 1, 1.0) is RateBudget.shared("tenant-a", 5, 1.0)
+    assert RateBudget.shared("tenant-a", 1, 1.0) is not RateBudget.shared("tenant-b", 1, 1.0)
