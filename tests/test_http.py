@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from alertpull.http import CappedRetry, RateBudget, make_session
-from tests.fakes.http_fake import Fault, FakeServer, Request, Response, on
+from tests.fakes.http_fake import FakeServer, Fault, Request, Response, on
 
 
 class OkFake(FakeServer):
