@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 from alertpull.record import Normalized
 
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
 
 @dataclass(frozen=True)
 class Option:
@@ -67,6 +69,19 @@ class Window:
     end: datetime
 
 
+@dataclass
+class Memory:
+    """A connector's own JSON kept in its scope's cursor (e.g. a posture snapshot to diff).
+
+    `previous` is what the last successful run left; a connector that keeps memory sets
+    `current`, and the runner commits it with the cursor, after the output is published.
+    One Memory is shared by every window of a scope in a run.
+    """
+
+    previous: Mapping[str, Any] | None = None
+    current: dict[str, Any] | None = None
+
+
 class Connector(ABC):
     """Base class of every source type. Subclasses declare the class attributes."""
 
@@ -78,7 +93,7 @@ class Connector(ABC):
     # stops early (WindowIncomplete) can still commit the mark it reached.
     ordered: ClassVar[bool] = False
 
-    def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger):
+    def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         self.source_name = source_name
         self.settings = settings
         self.log = log
@@ -88,8 +103,11 @@ class Connector(ABC):
         """The scopes to pull, each with its own cursor. May call the vendor."""
 
     @abstractmethod
-    def fetch(self, scope: Scope, window: Window) -> Iterator[list[Any]]:
-        """Yield pages of raw vendor alerts whose changed-at lies in the window."""
+    def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
+        """Yield pages of raw vendor alerts whose changed-at lies in the window.
+
+        Most connectors ignore `memory`; see Memory for those that keep their own state.
+        """
 
     @abstractmethod
     def normalize(self, scope: Scope, raw: Any) -> Normalized:

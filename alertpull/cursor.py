@@ -28,6 +28,7 @@ class Cursor:
     watermark: datetime | None = None
     covered: list[Interval] = field(default_factory=list)
     seen: dict[str, tuple[int, str]] = field(default_factory=dict)  # native_id -> (ms, sha)
+    memory: dict[str, Any] | None = None  # the connector's own JSON (see connector.Memory)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Cursor:
@@ -37,6 +38,7 @@ class Cursor:
             watermark=parse_time(data["watermark"]) if data.get("watermark") else None,
             covered=[(parse_time(a), parse_time(b)) for a, b in data.get("covered", [])],
             seen={key: (int(ms), str(sha)) for key, (ms, sha) in data.get("seen", {}).items()},
+            memory=data.get("memory"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -44,6 +46,7 @@ class Cursor:
             "watermark": format_time(self.watermark) if self.watermark else None,
             "covered": [[format_time(a), format_time(b)] for a, b in self.covered],
             "seen": {key: [ms, sha] for key, (ms, sha) in sorted(self.seen.items())},
+            "memory": self.memory,
         }
 
 
@@ -166,7 +169,8 @@ class VersionFilter:
         self.seen = {k: v for k, v in self.seen.items() if v[0] >= cutoff}
         self._since_prune = 0
 
-    def advanced(self, cursor: Cursor, ranges: list[Window], reached: datetime | None) -> Cursor:
+    def advanced(self, cursor: Cursor, ranges: list[Window], reached: datetime | None,
+                 memory: dict[str, Any] | None = None) -> Cursor:
         """The cursor after this run: ranges covered (up to `reached` if cut short)."""
         spans = [(w.start, min(w.end, reached) if reached else w.end) for w in ranges]
         covered = merge_intervals([*cursor.covered, *spans])
@@ -176,4 +180,5 @@ class VersionFilter:
             watermark = max(ends)
         if watermark is not None:
             self._prune(to_epoch_ms(watermark))
-        return Cursor(watermark=watermark, covered=covered, seen=self.seen)
+        return Cursor(watermark=watermark, covered=covered, seen=self.seen,
+                      memory=memory if memory is not None else cursor.memory)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from alertpull.config import SourceConfig
-from alertpull.connector import Connector, Scope
+from alertpull.connector import Connector, Memory, Scope
 from alertpull.connectors import connector_class
 from alertpull.cursor import Cursor, Plan, VersionFilter, WindowPolicy, plan_windows
 from alertpull.delivery import (
@@ -157,13 +157,14 @@ class SourceRun:
             part_id = hashlib.sha256(scope.key.encode()).hexdigest()[:8]
             writer = self.sink.open_part(self.config.name, self.started, self.run_id, part_id)
         try:
+            memory = Memory(previous=cursor.memory)
             versions, incomplete = self._stream(connector, scope, cursor, plan, policy, counts,
-                                                writer)
+                                                writer, memory)
             reached = None
             if incomplete:
                 mark = versions.max_changed_ms
                 reached = from_epoch_ms(mark) if mark is not None else plan.ranges[0].start
-            new_cursor = versions.advanced(cursor, plan.ranges, reached)
+            new_cursor = versions.advanced(cursor, plan.ranges, reached, memory.current)
             part = writer.close() if writer is not None and writer.records else None
             if writer is not None and part is None:
                 writer.discard()
@@ -178,13 +179,13 @@ class SourceRun:
         return ScopeOutcome(scope, counts, error=error)
 
     def _stream(self, connector: Connector, scope: Scope, cursor: Cursor, plan: Plan,
-                policy: WindowPolicy, counts: Counts,
-                writer: Writer | None) -> tuple[VersionFilter, bool]:
+                policy: WindowPolicy, counts: Counts, writer: Writer | None,
+                memory: Memory) -> tuple[VersionFilter, bool]:
         """Pull, normalize, dedup and write every alert of the plan's ranges."""
         versions = VersionFilter(cursor, policy.overlap, plan.end, policy.refetch)
         for window in plan.ranges:
             try:
-                for page in connector.fetch(scope, window):
+                for page in connector.fetch(scope, window, memory):
                     counts.pages += 1
                     for raw in page:
                         self._one(connector, scope, raw, versions, counts, writer)

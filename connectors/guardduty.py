@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Option, Scope, Window
+from alertpull.connector import Connector, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized
 from alertpull.timeutil import parse_time, to_epoch_ms
@@ -82,7 +82,7 @@ class GuardDutyConnector(Connector):
         account = self._account()
         return [scope for region in self._regions() for scope in self._scopes_in(account, region)]
 
-    def fetch(self, scope: Scope, window: Window) -> Iterator[list[Any]]:
+    def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         from botocore.exceptions import PaginationError
 
         region, detector_id = scope.params["region"], scope.params["detector_id"]

@@ -14,7 +14,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from alertpull.connector import Scope, Secret, Window
+from alertpull.connector import Memory, Scope, Secret, Window
 from alertpull.connectors.guardduty import GuardDutyConnector, describe_error
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import build_record, raw_sha256
@@ -66,7 +66,7 @@ def scope(region: str = REGION, detector_id: str = DETECTOR) -> Scope:
 
 
 def pull(conn: GuardDutyConnector, window: Window = WINDOW, **kwargs: Any) -> list[list[Any]]:
-    return list(conn.fetch(scope(**kwargs), window))
+    return list(conn.fetch(scope(**kwargs), window, Memory()))
 
 
 def flat(pages: list[list[Any]]) -> list[Any]:
@@ -230,7 +230,7 @@ def test_repeated_page_token_stops_the_window_after_yielding_each_finding_once(
     pages = []
 
     with pytest.raises(WindowIncomplete, match="repeated a page token in us-east-1"):
-        for page in connector().fetch(scope(), WINDOW):
+        for page in connector().fetch(scope(), WINDOW, Memory()):
             pages.append(page)
 
     assert flat(pages) == findings[10:110]  # pages 1 and 2, each finding once, in order
@@ -271,7 +271,7 @@ def test_fetch_from_worker_threads_shares_the_clients_made_by_scopes(fake: AwsFa
     window = Window(BASE_TIME, BASE_TIME + timedelta(hours=2))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda s: flat(list(conn.fetch(s, window))), scopes))
+        results = list(pool.map(lambda s: flat(list(conn.fetch(s, window, Memory()))), scopes))
 
     assert results == [data[REGION], data[OTHER_REGION]]
 
@@ -381,7 +381,7 @@ def test_role_is_assumed_with_external_id_and_signs_the_guardduty_calls(fake: Aw
     )
 
     scopes = conn.scopes()
-    got = flat(list(conn.fetch(scopes[0], WINDOW)))
+    got = flat(list(conn.fetch(scopes[0], WINDOW, Memory())))
 
     assert [s.key for s in scopes] == [f"210987654321/{REGION}/{DETECTOR}"]
     assert len(got) == 110
@@ -404,7 +404,7 @@ def test_assumed_role_credentials_are_renewed_before_they_expire(fake: AwsFake) 
     fake.add_detector(REGION, DETECTOR, make_findings(130))
     conn = connector(role_arn="arn:aws:iam::210987654321:role/AlertpullReader")
 
-    got = flat(list(conn.fetch(conn.scopes()[0], WINDOW)))
+    got = flat(list(conn.fetch(conn.scopes()[0], WINDOW, Memory())))
 
     assert len(got) == 110
     assume = [r for r in fake.requests if r.form().get("Action") == "AssumeRole"]
