@@ -55,10 +55,15 @@ class Secret:
 
 @dataclass(frozen=True)
 class Scope:
-    """One cursor's worth of a source: e.g. (account, region, detector)."""
+    """One cursor's worth of a source: e.g. (account, region, detector), or a stream.
+
+    `overlap` overrides the connector's default_overlap for this scope (e.g. a stream
+    whose vendor is later than the others); a user's configured overlap wins over both.
+    """
 
     key: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    overlap: timedelta | None = None
 
 
 @dataclass(frozen=True)

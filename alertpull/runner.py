@@ -119,15 +119,14 @@ class SourceRun:
             scopes = connector.scopes()
         except AlertpullError as exc:
             return self._finish(doc, token, [], error=str(exc))
-        policy = self._policy(connector)
-        outcomes = self._pull_all(connector, scopes, doc, policy)
+        outcomes = self._pull_all(connector, scopes, doc)
         errors = [f"{o.scope.key}: {o.error}" for o in outcomes if o.error]
         return self._finish(doc, token, outcomes, error="; ".join(errors) or None)
 
-    def _policy(self, connector: Connector) -> WindowPolicy:
+    def _policy(self, connector: Connector, scope: Scope) -> WindowPolicy:
         timing = self.config.timing
         return WindowPolicy(
-            overlap=timing.get("overlap") or connector.default_overlap,
+            overlap=timing.get("overlap") or scope.overlap or connector.default_overlap,
             settle=timing["settle"],
             first_run_since=timing["first_run_since"],
             retention=connector.retention,
@@ -136,11 +135,11 @@ class SourceRun:
             refetch=self.flags.refetch,
         )
 
-    def _pull_all(self, connector: Connector, scopes: list[Scope], doc: dict[str, Any],
-                  policy: WindowPolicy) -> list[ScopeOutcome]:
+    def _pull_all(self, connector: Connector, scopes: list[Scope],
+                  doc: dict[str, Any]) -> list[ScopeOutcome]:
         def pull(scope: Scope) -> ScopeOutcome:
             cursor = Cursor.from_json(doc["scopes"].get(scope.key, {}).get("cursor"))
-            return self._pull_scope(connector, scope, cursor, policy)
+            return self._pull_scope(connector, scope, cursor, self._policy(connector, scope))
 
         workers = max(1, min(self.config.timing["concurrency"], len(scopes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope") as pool:
