@@ -23,6 +23,7 @@ import operator
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -147,8 +148,11 @@ class AwsFake(FakeServer):
         self.trusted_external_id: str | None = None
         self.role_session_lifetime = timedelta(hours=1)
         self.repeat_token_from_page: int | None = None
+        self.latency = 0.0  # seconds added to every call, like a distant endpoint
         self.issued: dict[str, _Issued] = {}  # access key id -> temporary credentials
-        self._tokens: dict[str, tuple[str, int]] = {}  # nextToken -> (bound query, offset)
+        # nextToken -> (bound query, offset, the ids the paging session matched)
+        self._tokens: dict[str, tuple[str, int, list[str]]] = {}
+        self._indexes: dict[tuple[str, str], dict[str, Finding]] = {}
         self._state = threading.Lock()
 
     # -- data setup ----------------------------------------------------------------------
@@ -167,6 +171,8 @@ class AwsFake(FakeServer):
     # -- dispatch ------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        if self.latency:
+            time.sleep(self.latency)  # outside the lock: concurrent callers wait in parallel
         with self._state:
             try:
                 return self._dispatch(request)
@@ -221,35 +227,47 @@ class AwsFake(FakeServer):
         criterion = body.get("findingCriteria", {}).get("criterion", {})
         sort = body.get("sortCriteria")
         query = json.dumps([region, detector_id, criterion, sort], sort_keys=True)
-        offset = self._resume(body.get("nextToken"), query)
-        matches = _sorted(_filter(findings, criterion), sort)
+        token = body.get("nextToken")
+        if token:
+            offset, matches = self._resume(token, query)
+        else:
+            # A paging session reads the ids matching when it started, as a cursor would.
+            offset, matches = 0, [f["id"] for f in _sorted(_filter(findings, criterion), sort)]
         page = matches[offset : offset + max_results]
         end = offset + len(page)
         more = end < len(matches)
-        next_token = self._next_token(body.get("nextToken"), query, offset, end) if more else ""
-        return Response.json({"findingIds": [f["id"] for f in page], "nextToken": next_token})
+        next_token = self._next_token(token, query, offset, end, matches) if more else ""
+        return Response.json({"findingIds": page, "nextToken": next_token})
 
-    def _resume(self, token: str | None, query: str) -> int:
-        """The offset a nextToken stands for; a token only continues the query it came from."""
-        if not token:
-            return 0
+    def _resume(self, token: str, query: str) -> tuple[int, list[str]]:
+        """Where a nextToken continues; a token only continues the query it came from."""
         if token not in self._tokens:
             raise invalid_input("the input nextToken has an invalid value")
-        bound_query, offset = self._tokens[token]
+        bound_query, offset, matches = self._tokens[token]
         if bound_query != query:
             raise Rejected(bad_request("Input Query has changed"))
-        return offset
+        return offset, matches
 
-    def _next_token(self, token: str | None, query: str, offset: int, end: int) -> str:
+    def _next_token(self, token: str | None, query: str, offset: int, end: int,
+                    matches: list[str]) -> str:
         page_number = offset // (end - offset) + 1
         if token and self.repeat_token_from_page and page_number >= self.repeat_token_from_page:
             return token
         new_token = secrets.token_urlsafe(24)
-        self._tokens[new_token] = (query, end)
+        self._tokens[new_token] = (query, end, matches)
         return new_token
 
+    def _index(self, region: str, detector_id: str) -> dict[str, Finding]:
+        """id -> finding, rebuilt only when findings were added or removed."""
+        findings = self._detector_findings(region, detector_id)
+        cached = self._indexes.get((region, detector_id))
+        if cached is None or len(cached) != len(findings):
+            cached = {f["id"]: f for f in findings}
+            self._indexes[(region, detector_id)] = cached
+        return cached
+
     def _get_findings(self, region: str, detector_id: str, body: dict[str, Any]) -> Response:
-        findings = {f["id"]: f for f in self._detector_findings(region, detector_id)}
+        findings = self._index(region, detector_id)
         ids = body.get("findingIds", [])
         if not 1 <= len(ids) <= MAX_RESULTS:
             raise invalid_input("the input findingIds has an invalid value")
@@ -385,21 +403,23 @@ def _updated_ms(finding: Finding) -> int:
     return to_epoch_ms(parse_time(finding["updatedAt"]))
 
 
-def demo_fake(count: int, region: str = REGION, detector_id: str = DETECTOR) -> AwsFake:
-    """A fake with `count` findings updated over the last 12 hours (the last 5 minutes ago)."""
-    span = timedelta(hours=12) - timedelta(minutes=5)
+REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3",
+    "eu-central-1", "eu-north-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1",
+    "ap-southeast-2", "ap-south-1", "ca-central-1", "sa-east-1",
+)
+
+
+def demo_fake(count: int, regions: tuple[str, ...] = (REGION,), detector_id: str = DETECTOR,
+              span: timedelta = timedelta(hours=12)) -> AwsFake:
+    """`count` findings spread over `regions`, updated over the last `span` (the last 5 min ago)."""
     fake = AwsFake()
-    fake.add_detector(
-        region,
-        detector_id,
-        make_findings(
-            count,
-            region=region,
-            detector_id=detector_id,
-            base_time=utcnow() - timedelta(hours=12),
-            step=span / max(count, 1),
-        ),
-    )
+    per_region = count // len(regions)
+    step = (span - timedelta(minutes=5)) / max(per_region, 1)
+    for region in regions:
+        findings = make_findings(per_region, region=region, detector_id=detector_id,
+                                 base_time=utcnow() - span, step=step)
+        fake.add_detector(region, detector_id, findings)
     return fake
 
 
@@ -409,9 +429,14 @@ def main() -> None:
     )
     parser.add_argument("--findings", type=int, default=200, help="number of findings to generate")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--region", default=REGION, help="region of the one detector")
+    parser.add_argument("--regions", type=int, default=1, help="regions (1-16), one detector each")
+    parser.add_argument("--span-hours", type=float, default=12, help="updatedAt spread over")
+    parser.add_argument("--latency-ms", type=float, default=0, help="delay added to every call")
     args = parser.parse_args()
-    fake = demo_fake(args.findings, args.region).start(args.port)
+    fake = demo_fake(args.findings, REGIONS[: args.regions],
+                     span=timedelta(hours=args.span_hours))
+    fake.latency = args.latency_ms / 1000
+    fake.start(args.port)
     print(fake.url, flush=True)  # the first line is the URL, for scripts that start the fake
     try:
         threading.Event().wait()
