@@ -21,6 +21,7 @@ from alertpull.errors import (
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_SOURCE_FAILED,
+    EXIT_USAGE,
     AlertpullError,
     ConfigError,
 )
@@ -55,7 +56,7 @@ class Context:
             if name not in sources:
                 raise ConfigError(f"--source {name}: no such source in {self.config_path}; "
                                   f"configured: {', '.join(sources)}")
-        return [sources[n] for n in (names or sources)]
+        return [sources[n] for n in dict.fromkeys(names or sources)]  # each once, in order
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -167,6 +168,10 @@ def check(ctx: Context, sources: tuple[str, ...]) -> None:
         except AlertpullError as exc:
             failed = True
             click.echo(f"{source.name}: FAILED: {exc}")
+        except Exception as exc:  # one source's bug must not hide the others' answers
+            failed = True
+            log.debug("check failed", exc_info=True)
+            click.echo(f"{source.name}: FAILED: unexpected {type(exc).__name__} (-v for details)")
     sys.exit(EXIT_SOURCE_FAILED if failed else EXIT_OK)
 
 
@@ -179,7 +184,13 @@ def status(ctx: Context, as_json: bool) -> None:
     from alertpull.status import source_status
 
     store = open_state(ctx.config.state)
-    rows = [source_status(s, store.load(s.name)[0]) for s in ctx.config.sources.values()]
+    rows = []
+    for source in ctx.config.sources.values():
+        try:
+            doc, error = store.load(source.name)[0], None
+        except AlertpullError as exc:  # one unreadable document must not hide the others
+            doc, error = None, str(exc)
+        rows.append(source_status(source, doc, error))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -221,10 +232,13 @@ def cursor_show(ctx: Context, name: str) -> None:
 
 def _edit_cursors(ctx: Context, name: str, scope: str | None,
                   edit: Callable[[dict[str, Any], str], None]) -> None:
-    from alertpull.delivery import new_document
+    from alertpull.delivery import new_document, recover_pending
+    from alertpull.log import setup_logging, source_logger
+    from alertpull.sinks import open_sink
     from alertpull.state import open_state
 
     source = ctx.select([name], False)[0]
+    setup_logging(ctx.log_format, ctx.verbosity)
     store = open_state(ctx.config.state)
     with store.lock(name):
         try:
@@ -237,12 +251,17 @@ def _edit_cursors(ctx: Context, name: str, scope: str | None,
             click.echo(f"{name}: unreadable state discarded; the next fetch starts afresh")
             return
         doc = doc or new_document(name, source.type)
-        keys = [scope] if scope else list(doc["scopes"])
-        if not keys:
-            raise ConfigError(f"source {name} has no cursor yet; run fetch first or pass --scope")
-        for key in keys:
-            edit(doc["scopes"].setdefault(key, {}), key)
-        doc["pending"] = None
+        # A run that died after publishing is finished first, or its cursor (and the
+        # versions it remembers) would be lost and its alerts written again.
+        recover_pending(doc, open_sink(ctx.config.sink), source_logger(name))
+        known = list(doc["scopes"])
+        if not known:
+            raise ConfigError(f"source {name} has no cursor yet; run fetch first")
+        if scope is not None and scope not in known:
+            raise ConfigError(f"--scope {scope}: no such scope of {name}; known: "
+                              f"{', '.join(known)}")
+        for key in [scope] if scope else known:
+            edit(doc["scopes"][key], key)
         store.save(name, doc, token)
 
 
@@ -271,14 +290,19 @@ def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> No
     from alertpull.cursor import Cursor, merge_intervals
     from alertpull.timeutil import format_time, utcnow
 
-    mark = _time_option(watermark, "--watermark", utcnow())
+    now = utcnow()
+    mark = _time_option(watermark, "--watermark", now)
     assert mark is not None
+    if mark > now:
+        raise ConfigError("--watermark is in the future; alerts changed until then would be "
+                          "skipped")
 
     def move(entry: dict[str, Any], key: str) -> None:
         current = Cursor.from_json(entry.get("cursor"))
         # Ranges after the new mark count as not pulled, so a backfill may refill them.
         covered = merge_intervals([(a, min(b, mark)) for a, b in current.covered])
-        entry["cursor"] = Cursor(watermark=mark, covered=covered, seen=current.seen).to_json()
+        entry["cursor"] = Cursor(watermark=mark, covered=covered, seen=current.seen,
+                                 memory=current.memory).to_json()
         click.echo(f"{key}: watermark set to {format_time(mark)}")
 
     _edit_cursors(ctx, name, scope, move)
@@ -301,7 +325,7 @@ def main() -> None:
         _fail("aborted", 130)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _fail(f"{exc.format_message()}{hint}", 2)
+        _fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except AlertpullError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

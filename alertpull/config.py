@@ -39,22 +39,21 @@ SINK_OPTIONS: dict[str, dict[str, Option]] = {
     "jsonl": {
         "type": Option(required=True),
         "path": Option(default="./alerts"),
-        "compression": Option(default="none", help="none | gzip"),
+        "compression": Option(default="none", choices=("none", "gzip")),
     },
     "s3": {
         "type": Option(required=True),
         "bucket": Option(required=True),
         "prefix": Option(default=""),
-        "compression": Option(default="gzip", help="gzip | none"),
+        "compression": Option(default="gzip", choices=("gzip", "none")),
         "endpoint_url": Option(),
         "region": Option(),
-        "sse": Option(help="AES256 | aws:kms"),
+        "sse": Option(choices=("AES256", "aws:kms")),
         "sse_kms_key_id": Option(),
         "spool_dir": Option(help="local directory for staged parts"),
     },
     "stdout": {"type": Option(required=True)},
 }
-CHOICES = {"compression": ("none", "gzip"), "sse": ("AES256", "aws:kms")}
 
 # Engine settings a source may override; `defaults:` sets them for every source.
 TIMING_OPTIONS: dict[str, Option] = {
@@ -105,18 +104,21 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
     """Check one value against its Option; return the typed value."""
     if option.secret:
         if isinstance(value, Mapping) and set(value) == {"file"}:
-            path = os.path.join(base_dir, _expand_env(str(value["file"]), where))
+            path = _path(_expand_env(str(value["file"]), where), base_dir)
             return Secret(_read_secret_file(path, where))
         if isinstance(value, str):
             return Secret(_expand_env(value, where))
         raise ConfigError(f"{where}: expected a string or {{file: PATH}}")
+    if option.kind == "path":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a file path, got {type(value).__name__}")
+        return _path(_expand_env(value, where), base_dir)
     if option.kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
         value = _expand_env(value, where)
-        choices = CHOICES.get(where.rsplit(".", 1)[-1])
-        if choices and value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        if option.choices and value not in option.choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(option.choices)}")
         return value
     if option.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -129,7 +131,7 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
     if option.kind == "duration":
         try:
             return parse_duration(str(value))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if option.kind == "list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -170,15 +172,20 @@ def _pick_variant(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     kind = data.get(key)
-    if kind not in variants:
+    if not isinstance(kind, str) or kind not in variants:
         raise ConfigError(f"{where}.{key}: {kind!r} is not one of {', '.join(variants)}")
     return variants[kind]
+
+
+def _path(value: str, base_dir: str) -> str:
+    """~ expands to the home directory; a relative path is relative to the config file."""
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
 
 
 def _resolve_paths(block: dict[str, Any], keys: tuple[str, ...], base_dir: str) -> None:
     for key in keys:
         if block.get(key):
-            block[key] = os.path.normpath(os.path.join(base_dir, block[key]))
+            block[key] = _path(block[key], base_dir)
 
 
 def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) -> SourceConfig:
@@ -190,7 +197,7 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping with at least 'type'")
     kind = data.get("type")
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         types = ", ".join(sorted(REGISTRY))
         raise ConfigError(f"{where}.type: {kind!r} is not a source type; use one of {types}")
     connector_spec = connector_class(kind).options
@@ -204,6 +211,9 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
     for key, option in TIMING_OPTIONS.items():
         if data.get(key) is not None:
             timing[key] = _coerce(data[key], option, f"{where}.{key}", base_dir)
+    if timing["first_run_since"] <= timing["settle"]:
+        raise ConfigError(f"{where}: first_run_since must be longer than settle, or the first "
+                          "run has nothing to pull")
     own = {k: v for k, v in data.items() if k in connector_spec}
     settings = validate_block(own, connector_spec, where, base_dir)
     return SourceConfig(name=name, type=kind, timing=timing, settings=settings)
@@ -227,7 +237,10 @@ def parse_config(raw: Any, path: str) -> Config:
     _resolve_paths(sink, ("path", "spool_dir"), base_dir)
     defaults = validate_block(raw.get("defaults") or {}, TIMING_OPTIONS, "defaults", base_dir)
     sources_raw = raw.get("sources")
-    if not isinstance(sources_raw, Mapping) or not sources_raw:
+    if sources_raw is not None and not isinstance(sources_raw, Mapping):
+        raise ConfigError("sources: expected a mapping of source name to its settings, "
+                          "e.g. sources: {aws-prod: {type: guardduty}}")
+    if not sources_raw:
         raise ConfigError("sources: no sources configured; add at least one under 'sources:'")
     sources = {str(n): _source(str(n), d, defaults, base_dir) for n, d in sources_raw.items()}
     return Config(path=path, state=state, sink=sink, sources=sources)

@@ -25,8 +25,10 @@ Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 class Option:
     """One key of a source's config block.
 
-    kind: "str", "int", "bool", "duration", "list", "map". A `secret` option accepts a
+    kind: "str", "path" (relative to the config file, ~ expanded), "int", "bool",
+    "duration", "list", "map". A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
+    `choices` limits a string to those values.
     """
 
     kind: str = "str"
@@ -34,6 +36,7 @@ class Option:
     default: Any = None
     secret: bool = False
     help: str = ""
+    choices: tuple[str, ...] = ()
 
 
 class Secret:

@@ -99,34 +99,42 @@ class Plan:
 def plan_windows(cursor: Cursor, policy: WindowPolicy, now: datetime) -> Plan:
     """Fix this run's query ranges once, from the cursor, the flags and `now`."""
     warnings: list[str] = []
-    end = policy.until or now - policy.settle
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # state keeps milliseconds
+    latest = now - policy.settle
+    end = policy.until or latest
+    if end > latest:
+        # Alerts changing between `latest` and a future --until are not all visible yet;
+        # a watermark past them would skip them for good.
+        warnings.append(f"--until is later than now minus settle; pulling up to "
+                        f"{format_time(latest)}")
+        end = latest
     floor = now - policy.retention if policy.retention else None
 
     def clamp(start: datetime, what: str) -> datetime:
-        if floor and start < floor:
+        if floor and policy.retention and start < floor:
             warnings.append(
                 f"{what} {format_time(start)} is older than this source's "
-                f"{format_duration(policy.retention)} retention; "
-                f"clamped to {format_time(floor)}"
+                f"{format_duration(policy.retention)} retention; clamped to {format_time(floor)}"
             )
             return floor
         return start
 
-    incremental_start = (
-        cursor.watermark - policy.overlap if cursor.watermark else now - policy.first_run_since
+    incremental_start = clamp(
+        cursor.watermark - policy.overlap if cursor.watermark else now - policy.first_run_since,
+        "start",
     )
     if policy.since is None:
-        spans = [(clamp(incremental_start, "start"), end)]
+        spans = [(incremental_start, end)]
     else:
         since = clamp(policy.since, "--since")
         if policy.refetch:
             spans = [(since, end)]
         else:
-            # A backfill adds only what was never pulled, plus the normal incremental
-            # range when the window reaches past the watermark.
+            # A backfill adds only what was never pulled, plus the whole normal
+            # incremental range whenever the window reaches past the watermark.
             spans = subtract_intervals((since, end), cursor.covered)
-            if cursor.watermark and end > cursor.watermark:
-                spans.append((max(since, incremental_start), end))
+            if cursor.watermark is None or end > cursor.watermark:
+                spans.append((incremental_start, end))
     ranges = [Window(a, b) for a, b in merge_intervals(spans)]
     return Plan(ranges=ranges, end=end, warnings=warnings)
 
@@ -134,51 +142,61 @@ def plan_windows(cursor: Cursor, policy: WindowPolicy, now: datetime) -> Plan:
 class VersionFilter:
     """Admits each alert version once, across the overlap re-reads of successive runs.
 
-    Keeps memory bounded by the overlap window, not by the run's volume: entries older
-    than (mark - overlap) can never be re-read by a later run and are pruned as the
-    mark advances.
+    `prior` holds the versions the last run left for the overlap window and is only read
+    during a run; `fresh` collects this run's versions. Memory stays bounded by the
+    overlap window, not by the run's volume: fresh entries that no later run can re-read
+    are pruned as the run goes (the final watermark is never below min(end, max
+    changed-at read) for an ordered stream, nor below `end` for any other).
     """
 
     _PRUNE_EVERY = 50_000
 
-    def __init__(self, cursor: Cursor, overlap: timedelta, end: datetime, refetch: bool):
-        self.seen: dict[str, tuple[int, str]] = {} if refetch else dict(cursor.seen)
+    def __init__(self, cursor: Cursor, overlap: timedelta, end: datetime, *, refetch: bool,
+                 ordered: bool) -> None:
+        self._prior = cursor.seen
+        self._fresh: dict[str, tuple[int, str]] = {}
+        self._refetch = refetch  # write again even what the cursor remembers
+        self._ordered = ordered
         self._overlap_ms = int(overlap.total_seconds() * 1000)
         self._end_ms = to_epoch_ms(end)
-        self.max_changed_ms: int | None = None
-        self._since_prune = 0
+        self._max_changed_ms: int | None = None
+        self._added = 0
 
-    def admit(self, native_id: str, changed: datetime, sha: str) -> bool:
+    def admit(self, key: str, changed: datetime, sha: str) -> bool:
         changed_ms = to_epoch_ms(changed)
-        # The mark reached counts duplicates too: they were read, just not rewritten.
-        if self.max_changed_ms is None or changed_ms > self.max_changed_ms:
-            self.max_changed_ms = changed_ms
-        previous = self.seen.get(native_id)
-        if previous is not None and previous[1] == sha:
+        if self._max_changed_ms is None or changed_ms > self._max_changed_ms:
+            self._max_changed_ms = changed_ms
+        latest = self._fresh.get(key)
+        if latest is None and not self._refetch:
+            latest = self._prior.get(key)
+        if latest is not None and latest[1] == sha:
             return False
-        self.seen[native_id] = (changed_ms, sha)
-        self._since_prune += 1
-        if self._since_prune >= self._PRUNE_EVERY:
-            self._prune(min(self._end_ms, self.max_changed_ms))
+        self._fresh[key] = (changed_ms, sha)
+        self._added += 1
+        if self._added >= self._PRUNE_EVERY:
+            mark = min(self._end_ms, self._max_changed_ms) if self._ordered else self._end_ms
+            self._fresh = self._recent(self._fresh, mark)
+            self._added = 0
         return True
 
-    def _prune(self, mark_ms: int) -> None:
-        # The final mark is never below min(end, max changed-at seen), so nothing a
-        # later run could re-read is dropped here.
+    def _recent(self, versions: dict[str, tuple[int, str]],
+                mark_ms: int) -> dict[str, tuple[int, str]]:
         cutoff = mark_ms - self._overlap_ms
-        self.seen = {k: v for k, v in self.seen.items() if v[0] >= cutoff}
-        self._since_prune = 0
+        return {k: v for k, v in versions.items() if v[0] >= cutoff}
 
-    def advanced(self, cursor: Cursor, ranges: list[Window], reached: datetime | None,
-                 memory: dict[str, Any] | None = None) -> Cursor:
-        """The cursor after this run: ranges covered (up to `reached` if cut short)."""
-        spans = [(w.start, min(w.end, reached) if reached else w.end) for w in ranges]
-        covered = merge_intervals([*cursor.covered, *spans])
-        ends = [b for a, b in spans if a < b]
-        watermark = cursor.watermark
-        if ends and (watermark is None or max(ends) > watermark):
-            watermark = max(ends)
-        if watermark is not None:
-            self._prune(to_epoch_ms(watermark))
-        return Cursor(watermark=watermark, covered=covered, seen=self.seen,
-                      memory=memory if memory is not None else cursor.memory)
+    def seen_at(self, watermark: datetime | None) -> dict[str, tuple[int, str]]:
+        """The versions a later run may re-read: those within the overlap of the mark."""
+        merged = {**self._prior, **self._fresh}
+        return self._recent(merged, to_epoch_ms(watermark)) if watermark else merged
+
+
+def advance(cursor: Cursor, pulled: list[Interval], versions: VersionFilter,
+            memory: dict[str, Any] | None) -> Cursor:
+    """The cursor after a successful run that pulled the given ranges completely."""
+    covered = merge_intervals([*cursor.covered, *pulled])
+    ends = [b for a, b in pulled if a < b]
+    watermark = cursor.watermark
+    if ends and (watermark is None or max(ends) > watermark):
+        watermark = max(ends)
+    return Cursor(watermark=watermark, covered=covered, seen=versions.seen_at(watermark),
+                  memory=memory if memory is not None else cursor.memory)

@@ -7,20 +7,18 @@ and normalizes. Sources are independent: one failing never stops another.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from alertpull.config import SourceConfig
-from alertpull.connector import Connector, Memory, Scope
+from alertpull.connector import Connector, Scope
 from alertpull.connectors import connector_class
-from alertpull.cursor import Cursor, Plan, VersionFilter, WindowPolicy, plan_windows
+from alertpull.cursor import Cursor, WindowPolicy, plan_windows
 from alertpull.delivery import (
     ScopeCommit,
     apply_cursors,
@@ -29,13 +27,13 @@ from alertpull.delivery import (
     recover_pending,
     stage_pending,
 )
-from alertpull.errors import AlertpullError, LockHeld, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import AlertpullError, LockHeld
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress, source_logger
-from alertpull.record import build_record, raw_sha256
+from alertpull.pull import Counts, ScopePull
 from alertpull.sinks.base import Sink, Writer
 from alertpull.state.base import StateStore
-from alertpull.timeutil import format_time, from_epoch_ms, utcnow
+from alertpull.timeutil import format_time, utcnow
 
 
 @dataclass(frozen=True)
@@ -44,19 +42,6 @@ class FetchFlags:
     until: datetime | None = None
     refetch: bool = False
     dry_run: bool = False
-
-
-@dataclass
-class Counts:
-    fetched: int = 0
-    written: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    pages: int = 0
-
-    def add(self, other: Counts) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass
@@ -76,10 +61,6 @@ class SourceResult:
     seconds: float = 0.0
     watermark: str | None = None
     error: str | None = None
-
-
-def _json_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 class SourceRun:
@@ -103,6 +84,8 @@ class SourceRun:
             result = SourceResult(self.config.name, "locked", error=str(exc))
         except AlertpullError as exc:
             result = SourceResult(self.config.name, "failed", error=str(exc))
+        except Exception as exc:  # one source's bug or broken disk never stops the others
+            result = SourceResult(self.config.name, "failed", error=unexpected(exc, self.log))
         result.seconds = round(time.monotonic() - clock, 3)
         return result
 
@@ -119,6 +102,8 @@ class SourceRun:
             scopes = connector.scopes()
         except AlertpullError as exc:
             return self._finish(doc, token, [], error=str(exc))
+        except Exception as exc:
+            return self._finish(doc, token, [], error=unexpected(exc, self.log))
         outcomes = self._pull_all(connector, scopes, doc)
         errors = [f"{o.scope.key}: {o.error}" for o in outcomes if o.error]
         return self._finish(doc, token, outcomes, error="; ".join(errors) or None)
@@ -126,7 +111,8 @@ class SourceRun:
     def _policy(self, connector: Connector, scope: Scope) -> WindowPolicy:
         timing = self.config.timing
         return WindowPolicy(
-            overlap=timing.get("overlap") or scope.overlap or connector.default_overlap,
+            overlap=next(o for o in (timing.get("overlap"), scope.overlap,
+                                     connector.default_overlap) if o is not None),
             settle=timing["settle"],
             first_run_since=timing["first_run_since"],
             retention=connector.retention,
@@ -150,72 +136,28 @@ class SourceRun:
         plan = plan_windows(cursor, policy, self.started)
         for warning in plan.warnings:
             self.log.warning("%s: %s", scope.key, warning)
-        counts = Counts()
-        writer = None
-        if not self.flags.dry_run:
-            part_id = hashlib.sha256(scope.key.encode()).hexdigest()[:8]
-            writer = self.sink.open_part(self.config.name, self.started, self.run_id, part_id)
+        writer: Writer | None = None
+        pull: ScopePull | None = None
         try:
-            memory = Memory(previous=cursor.memory)
-            versions, incomplete = self._stream(connector, scope, cursor, plan, policy, counts,
-                                                writer, memory)
-            reached = None
-            if incomplete:
-                mark = versions.max_changed_ms
-                reached = from_epoch_ms(mark) if mark is not None else plan.ranges[0].start
-            new_cursor = versions.advanced(cursor, plan.ranges, reached, memory.current)
+            if not self.flags.dry_run:
+                part_id = hashlib.sha256(scope.key.encode()).hexdigest()[:8]
+                writer = self.sink.open_part(self.config.name, self.started, self.run_id, part_id)
+            pull = ScopePull(self.config.name, self.config.type, connector, scope, cursor, plan,
+                             policy, writer, self.progress, self.log)
+            new_cursor = pull.run()
             part = writer.close() if writer is not None and writer.records else None
             if writer is not None and part is None:
                 writer.discard()
-            return ScopeOutcome(scope, counts, ScopeCommit(part, new_cursor.to_json()))
+            return ScopeOutcome(scope, pull.counts, ScopeCommit(part, new_cursor.to_json()))
         except AlertpullError as exc:
             error = str(exc)
+        except OSError as exc:
+            error = f"cannot write output: {exc.strerror}: {exc.filename}"
         except Exception as exc:  # a connector bug must not take the other sources down
-            self.log.debug("unexpected error in %s", scope.key, exc_info=True)
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            error = unexpected(exc, self.log)
         if writer is not None:
             writer.discard()
-        return ScopeOutcome(scope, counts, error=error)
-
-    def _stream(self, connector: Connector, scope: Scope, cursor: Cursor, plan: Plan,
-                policy: WindowPolicy, counts: Counts, writer: Writer | None,
-                memory: Memory) -> tuple[VersionFilter, bool]:
-        """Pull, normalize, dedup and write every alert of the plan's ranges."""
-        versions = VersionFilter(cursor, policy.overlap, plan.end, policy.refetch)
-        for window in plan.ranges:
-            try:
-                for page in connector.fetch(scope, window, memory):
-                    counts.pages += 1
-                    for raw in page:
-                        self._one(connector, scope, raw, versions, counts, writer)
-                    self.progress.add(self.config.name, len(page))
-                    failpoint("after_page")
-            except WindowIncomplete as exc:
-                if not connector.ordered:
-                    raise SourceError(f"pull stopped early: {exc}") from None
-                self.log.warning("%s: pull stopped early (%s); resuming from the last alert "
-                                 "read next run", scope.key, exc)
-                return versions, True
-        return versions, False
-
-    def _one(self, connector: Connector, scope: Scope, raw: Any, versions: VersionFilter,
-             counts: Counts, writer: Writer | None) -> None:
-        counts.fetched += 1
-        try:
-            alert = connector.normalize(scope, raw)
-        except MalformedAlert as exc:
-            counts.malformed += 1
-            self.log.warning("%s: skipped malformed alert %s: %s", scope.key,
-                             connector.describe(raw), exc)
-            return
-        sha = raw_sha256(raw)
-        if not versions.admit(alert.native_id, alert.changed_at, sha):
-            counts.duplicates += 1
-            return
-        counts.written += 1
-        if writer is not None:
-            record = build_record(self.config.name, self.config.type, alert, raw, sha, utcnow())
-            writer.write(_json_line(record))
+        return ScopeOutcome(scope, pull.counts if pull else Counts(), error=error)
 
     def _finish(self, doc: dict[str, Any], token: Any, outcomes: list[ScopeOutcome],
                 error: str | None) -> SourceResult:
@@ -260,6 +202,12 @@ class SourceRun:
             doc["last_failure"] = {"at": finished, "error": error}
         else:
             doc["last_success"] = finished
+
+
+def unexpected(exc: Exception, log: logging.LoggerAdapter[Any]) -> str:
+    """A one-line report of a bug: the type only, since its text may quote a response."""
+    log.debug("unexpected error", exc_info=True)
+    return f"unexpected {type(exc).__name__} (run with -v for the traceback)"
 
 
 def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any]) -> None:

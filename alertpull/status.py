@@ -8,7 +8,9 @@ from alertpull.config import SourceConfig
 from alertpull.timeutil import format_duration, parse_time, utcnow
 
 
-def source_status(source: SourceConfig, doc: dict[str, Any] | None) -> dict[str, Any]:
+def source_status(source: SourceConfig, doc: dict[str, Any] | None,
+                  state_error: str | None = None) -> dict[str, Any]:
+    """Per-source status from its state document (None: never run, or unreadable)."""
     doc = doc or {}
     scopes = {key: (entry.get("cursor") or {}) for key, entry in doc.get("scopes", {}).items()}
     marks = [c["watermark"] for c in scopes.values() if c.get("watermark")]
@@ -16,7 +18,8 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None) -> dict[str,
     watermark = min(marks, key=parse_time) if marks else None
     lag = format_duration(utcnow() - parse_time(watermark)) if watermark else None
     last_run = doc.get("last_run")
-    state = "never run" if not last_run else "ok" if last_run["ok"] else "failing"
+    state = ("unreadable state" if state_error else "never run" if not last_run
+             else "ok" if last_run["ok"] else "failing")
     return {
         "source": source.name,
         "type": source.type,
@@ -26,7 +29,8 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None) -> dict[str,
         "lag_seconds": int((utcnow() - parse_time(watermark)).total_seconds()) if watermark
         else None,
         "last_success": doc.get("last_success"),
-        "last_failure": doc.get("last_failure"),
+        "last_failure": doc.get("last_failure") or (
+            {"at": None, "error": state_error} if state_error else None),
         "last_run": last_run,
         "pending": bool(doc.get("pending")),
         "scopes": {key: c.get("watermark") for key, c in scopes.items()},

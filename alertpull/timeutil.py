@@ -38,13 +38,13 @@ def parse_time_arg(text: str, now: datetime) -> datetime:
     value = str(text).strip()
     try:
         return now - parse_duration(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
         return parse_time(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(
             f"{text!r} is not a time; use RFC 3339 (2026-01-31T12:00:00Z), a date (2026-01-31) "
             "or a relative duration (90m, 36h, 30d)"

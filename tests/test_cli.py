@@ -46,6 +46,11 @@ BAD_CONFIGS = [
     ("sources: {'bad/name': {type: guardduty}}\n", "sources.bad/name"),
     ("sources: {aws: {type: guardduty, include_archived: maybe}}\n",
      "sources.aws.include_archived"),
+    ("sources: {aws: {type: [guardduty]}}\n", "sources.aws.type"),
+    ("sink: {type: [jsonl]}\nsources: {aws: {type: guardduty}}\n", "sink.type"),
+    ("sources: {aws: {type: guardduty, overlap: 99999999999d}}\n", "sources.aws.overlap"),
+    ("defaults: {first_run_since: 1m}\nsources: {aws: {type: guardduty}}\n", "first_run_since"),
+    ("sources: [aws]\n", "expected a mapping of source name"),
 ]
 
 
@@ -67,6 +72,7 @@ def test_bad_config_is_exit_2_with_one_line_naming_the_key(tmp_path: Path, text:
     (["fetch"], "--source NAME"),
     (["fetch", "--all", "--since", "1h", "--until", "2h"], "earlier than --until"),
     (["fetch", "--all", "--bogus"], "--bogus"),
+    (["fetch", "--all", "--since", "9999999999d"], "--since"),
 ])
 def test_bad_flags_are_exit_2(aws: AwsWorld, args: list[str], needle: str) -> None:
     assert_one_line_error(aws.cli(*args), 2, needle)
@@ -133,6 +139,23 @@ def test_cursor_set_moves_the_next_window_and_reset_restarts(aws: AwsWorld) -> N
     reset = aws.cli("cursor", "reset", "--source", "aws")
     assert reset.returncode == 0
     assert json.loads(aws.cli("cursor", "show", "--source", "aws").stdout)[key] is None
+
+
+def test_cursor_set_refuses_a_future_time_and_an_unknown_scope(aws: AwsWorld) -> None:
+    assert aws.fetch().returncode == 0
+    future = aws.cli("cursor", "set", "--source", "aws", "--watermark", "2099-01-01")
+    assert_one_line_error(future, 2, "in the future")
+    typo = aws.cli("cursor", "set", "--source", "aws", "--scope", "nope", "--watermark", "1h")
+    assert_one_line_error(typo, 2, "--scope nope", "known: 123456789012/us-east-1/")
+
+
+def test_cursor_edits_finish_an_interrupted_run_first(aws: AwsWorld) -> None:
+    aws.add(10, first=0, base_time=hours_ago(0.5))
+    assert aws.fetch(ALERTPULL_FAILPOINT="after_publish").returncode == -9
+    moved = aws.cli("cursor", "set", "--source", "aws", "--watermark", "1m")
+    assert moved.returncode == 0 and "recovered interrupted run" in moved.stderr
+    assert aws.fetch().returncode == 0
+    assert len(aws.records()) == 10  # the published part was committed, not rewritten
 
 
 def test_corrupt_state_fails_loudly_and_reset_recovers(aws: AwsWorld) -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from alertpull.connector import Window
 from alertpull.cursor import (
     Cursor,
     VersionFilter,
     WindowPolicy,
+    advance,
     merge_intervals,
     plan_windows,
     subtract_intervals,
 )
+from alertpull.timeutil import to_epoch_ms
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -54,17 +58,42 @@ def test_backfill_pulls_only_uncovered_ranges_plus_the_incremental_range() -> No
     ]
 
 
-def test_refetch_pulls_the_whole_range_and_forgets_seen_versions() -> None:
-    cursor = Cursor(watermark=t(2), covered=[(t(10), t(2))], seen={"a": (0, "x")})
+def versions(cursor: Cursor, end: datetime = NOW, *, refetch: bool = False,
+             ordered: bool = True) -> VersionFilter:
+    return VersionFilter(cursor, H, end, refetch=refetch, ordered=ordered)
+
+
+def test_refetch_rewrites_remembered_versions_and_still_remembers_them() -> None:
+    cursor = Cursor(watermark=t(2), covered=[(t(10), t(2))], seen={"a": (to_ms(t(2.5)), "x")})
     plan = plan_windows(cursor, policy(since=t(30), refetch=True), NOW)
     assert [(w.start, w.end) for w in plan.ranges] == [(t(30), NOW - timedelta(minutes=2))]
-    assert VersionFilter(cursor, H, plan.end, refetch=True).admit("a", t(3), "x")
+    refetch = versions(cursor, refetch=True)
+    assert refetch.admit("a", t(2.5), "x")
+    assert not refetch.admit("a", t(2.5), "x")  # but never twice within the run
+
+
+def test_a_refetch_of_an_old_slice_keeps_the_overlap_memory() -> None:
+    cursor = Cursor(watermark=t(2), covered=[(t(50), t(2))], seen={"a": (to_ms(t(2.5)), "x")})
+    refetch = versions(cursor, t(20), refetch=True)
+    after = advance(cursor, [(t(40), t(20))], refetch, None)
+    assert after.seen == {"a": (to_ms(t(2.5)), "x")}
+
+
+def test_until_in_the_future_is_capped_at_now_minus_settle() -> None:
+    plan = plan_windows(Cursor(), policy(until=NOW + timedelta(days=2)), NOW)
+    assert plan.end == NOW - timedelta(minutes=2)
+    assert "--until" in plan.warnings[0]
+
+
+def test_a_recent_since_still_pulls_the_whole_incremental_range() -> None:
+    cursor = Cursor(watermark=t(48), covered=[(t(72), t(48))])
+    plan = plan_windows(cursor, policy(since=t(2)), NOW)
+    assert plan.ranges[0].start == t(49)  # the outage is not skipped
 
 
 def test_backfill_never_moves_the_watermark_backwards() -> None:
     cursor = Cursor(watermark=t(2), covered=[(t(10), t(2))])
-    ranges = [Window(t(30), t(20))]
-    after = VersionFilter(cursor, H, t(20), False).advanced(cursor, ranges, None)
+    after = advance(cursor, [(t(30), t(20))], versions(cursor, t(20)), None)
     assert after.watermark == t(2)
     assert after.covered == [(t(30), t(20)), (t(10), t(2))]
 
@@ -77,35 +106,47 @@ def test_interval_algebra() -> None:
 
 
 def test_unchanged_repull_is_dropped_and_a_changed_version_is_admitted() -> None:
-    versions = VersionFilter(Cursor(), H, NOW, refetch=False)
-    assert versions.admit("a", t(1), "v1")
-    assert not versions.admit("a", t(1), "v1")
-    assert versions.admit("a", t(0.5), "v2")
+    filter_ = versions(Cursor())
+    assert filter_.admit("a", t(1), "v1")
+    assert not filter_.admit("a", t(1), "v1")
+    assert filter_.admit("a", t(0.5), "v2")
 
 
 def test_same_timestamp_siblings_are_all_admitted() -> None:
-    versions = VersionFilter(Cursor(), H, NOW, refetch=False)
-    assert all(versions.admit(f"id{i}", t(1), "same-content") for i in range(5))
+    filter_ = versions(Cursor())
+    assert all(filter_.admit(f"id{i}", t(1), "same-content") for i in range(5))
 
 
 def test_seen_versions_carry_over_to_the_next_run_only_within_the_overlap() -> None:
-    first = VersionFilter(Cursor(), H, t(0), False)
+    first = versions(Cursor(), t(0))
     first.admit("old", t(3), "x")
     first.admit("recent", t(0.5), "y")
-    cursor = first.advanced(Cursor(), [Window(t(24), t(0))], None)
+    cursor = advance(Cursor(), [(t(24), t(0))], first, None)
     assert set(cursor.seen) == {"recent"}
-    second = VersionFilter(Cursor.from_json(cursor.to_json()), H, NOW, False)
+    second = versions(Cursor.from_json(cursor.to_json()))
     assert not second.admit("recent", t(0.5), "y")
 
 
-def test_an_incomplete_window_commits_only_the_mark_reached() -> None:
-    versions = VersionFilter(Cursor(), H, t(0), False)
-    versions.admit("a", t(10), "x")
-    reached = t(10)
-    cursor = versions.advanced(Cursor(), [Window(t(24), t(0))], reached)
-    assert cursor.watermark == reached
-    assert cursor.covered == [(t(24), reached)]
-    assert "a" in cursor.seen
+def test_a_long_unordered_run_never_forgets_the_previous_runs_versions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(VersionFilter, "_PRUNE_EVERY", 10)
+    cursor = Cursor(watermark=t(30), seen={"overlap-alert": (to_ms(t(30.5)), "x")})
+    filter_ = versions(cursor, t(0), ordered=False)
+    for i in range(100):  # a newest-first backlog: the overlap alerts come back last
+        filter_.admit(f"new{i}", t(i / 10), f"v{i}")
+    assert not filter_.admit("overlap-alert", t(30.5), "x")
+
+
+def test_an_ordered_run_prunes_memory_as_it_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(VersionFilter, "_PRUNE_EVERY", 10)
+    filter_ = versions(Cursor(), t(0))
+    for i in range(1000):
+        filter_.admit(f"a{i}", t(100 - i / 10), "v")
+    assert len(filter_._fresh) < 50
+
+
+def to_ms(moment: datetime) -> int:
+    return to_epoch_ms(moment)
 
 
 def test_cursor_json_roundtrip() -> None:

@@ -146,6 +146,20 @@ def test_one_failing_source_does_not_stop_the_others(aws: AwsWorld) -> None:
     assert by_name["broken"]["state"] == "failing" and by_name["broken"]["watermark"] is None
 
 
+def test_an_unwritable_sink_fails_that_source_only(aws: AwsWorld) -> None:
+    aws.add(3, first=0, base_time=hours_ago(2))
+    aws.write_config(sources={"aws": {"type": "guardduty", "regions": ["us-east-1"]},
+                              "other": {"type": "guardduty", "regions": ["us-east-1"]}})
+    aws.alerts.mkdir()
+    (aws.alerts / "source=aws").write_text("a file where a directory must go")
+    result = aws.fetch()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot write output" in result.stderr and "source=aws" in result.stderr
+    assert {r["source"] for r in aws.records()} == {"other"}
+    [row] = [r for r in json.loads(aws.cli("status", "--json").stdout) if r["source"] == "aws"]
+    assert row["state"] == "failing" and row["watermark"] is None
+
+
 def test_json_logs_are_one_object_per_line_with_the_summary_fields(aws: AwsWorld) -> None:
     aws.add(3, first=0, base_time=hours_ago(2))
     result = aws.cli("--log-format", "json", "fetch", "--all")

@@ -3,7 +3,7 @@
 A run writes each scope's records into one *part*. A part is first staged where no
 reader sees it, then published in one atomic step (a rename, a single PUT). The
 runner records the staged parts in state before publishing them, so a crash between
-any two steps is rolled forward or back on the next start (see runner.py).
+any two steps is rolled forward or back on the next start (see delivery.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
+
+from alertpull.fileutil import remove_quietly
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,6 @@ class PartWriter:
             with contextlib.suppress(OSError):
                 handle.close()
         remove_quietly(self.staged)
-
-
-def remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
 
 
 class Sink(ABC):

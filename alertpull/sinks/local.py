@@ -8,16 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly
-
-
-def fsync_dir(path: str) -> None:
-    """Persist a rename: fsync the directory that holds the entry."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from alertpull.fileutil import fsync_dir, remove_quietly
+from alertpull.sinks.base import Part, PartWriter, Sink, part_name
 
 
 class LocalSink(Sink):

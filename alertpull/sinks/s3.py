@@ -21,7 +21,8 @@ from typing import Any
 from urllib.parse import quote
 
 from alertpull.errors import AlertpullError, ConfigError, SourceError
-from alertpull.sinks.base import Part, PartWriter, Sink, part_name, remove_quietly
+from alertpull.fileutil import remove_quietly
+from alertpull.sinks.base import Part, PartWriter, Sink, part_name
 
 
 def s3_client(settings: Mapping[str, Any]) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from alertpull.errors import LockHeld, StateError
-from alertpull.sinks.local import fsync_dir
+from alertpull.fileutil import fsync_dir
 from alertpull.state.base import StateStore, parse_document, render_document
 
 
