@@ -7,9 +7,7 @@ decides what to commit.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +16,7 @@ from alertpull.cursor import Cursor, Interval, Plan, VersionFilter, WindowPolicy
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress
-from alertpull.record import build_record, raw_sha256
+from alertpull.record import build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
 from alertpull.timeutil import format_time, from_epoch_ms, to_epoch_ms, utcnow
 
@@ -35,10 +33,6 @@ class Counts:
     def add(self, other: Counts) -> None:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
-
-
-def _json_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 class ScopePull:
@@ -118,4 +112,4 @@ class ScopePull:
         self.counts.written += 1
         if self.writer is not None:
             record = build_record(self.source, self.source_type, alert, raw, sha, utcnow())
-            self.writer.write(_json_line(record))
+            self.writer.write(json_line(record))

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from alertpull.timeutil import format_time
 
@@ -84,15 +87,27 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no whitespace, datetimes as RFC 3339."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8, datetimes as RFC 3339."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default)
+    except orjson.JSONEncodeError:
+        # orjson refuses what JSON allows but it does not, e.g. integers beyond 64 bits.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=_json_default).encode()
 
 
 def raw_sha256(raw: Any) -> str:
-    return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(raw)).hexdigest()
+
+
+def json_line(record: Mapping[str, Any]) -> bytes:
+    """One output line (the hot path of a run, hence orjson)."""
+    try:
+        return orjson.dumps(record, default=_json_default)
+    except orjson.JSONEncodeError:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"),
+                          default=_json_default).encode()
 
 
 def dedup_key(source: str, tenant: str, native_id: str) -> str:

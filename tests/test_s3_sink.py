@@ -51,7 +51,7 @@ def make_sink(tmp_path: Path, **settings: Any) -> S3Sink:
 def stage(sink: S3Sink, lines: list[str] = LINES) -> Part:
     writer = sink.open_part("aws-prod", STARTED, "run1", "us-east-1")
     for line in lines:
-        writer.write(line)
+        writer.write(line.encode())
     return writer.close()
 
 

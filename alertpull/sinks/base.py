@@ -49,7 +49,7 @@ class Writer(Protocol):
 
     records: int
 
-    def write(self, line: str) -> None: ...
+    def write(self, line: bytes) -> None: ...
     def close(self) -> Part: ...
     def discard(self) -> None: ...
 
@@ -67,8 +67,8 @@ class PartWriter:
             gzip.GzipFile(fileobj=self._raw, mode="wb") if compress else self._raw
         )
 
-    def write(self, line: str) -> None:
-        self._out.write(line.encode())
+    def write(self, line: bytes) -> None:
+        self._out.write(line)
         self._out.write(b"\n")
         self.records += 1
 

@@ -16,12 +16,12 @@ class StdoutWriter:
     def __init__(self) -> None:
         self.records = 0
 
-    def write(self, line: str) -> None:
-        sys.stdout.write(line + "\n")
+    def write(self, line: bytes) -> None:
+        sys.stdout.buffer.write(line + b"\n")
         self.records += 1
 
     def close(self) -> Part:
-        sys.stdout.flush()
+        sys.stdout.buffer.flush()
         return Part(staged="", final="-", records=self.records)
 
     def discard(self) -> None:
