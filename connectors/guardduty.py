@@ -242,7 +242,8 @@ class GuardDutyConnector(Connector):
         )
         if service == "guardduty":
             client.meta.events.register("before-parse.guardduty", _reject_cut_body)
-            client.meta.events.register("after-call.guardduty.GetFindings", _keep_wire_findings)
+            client.meta.events.register("before-parse.guardduty.GetFindings",
+                                        _take_wire_findings)
         return client
 
 
@@ -329,11 +330,20 @@ def _reject_cut_body(response_dict: dict[str, Any], **_: Any) -> None:
         raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(expected))
 
 
-def _keep_wire_findings(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
-    """after-call hook of GetFindings: attach the findings exactly as sent (camelCase,
-    unknown fields kept) to the parsed reply the caller gets back."""
-    if http_response.status_code == 200:
-        parsed[WIRE_FINDINGS] = json.loads(http_response.content)["findings"]
+_NO_FINDINGS = b'{"findings":[]}'
+
+
+def _take_wire_findings(response_dict: dict[str, Any],
+                        customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """before-parse hook of GetFindings: hand the caller the findings exactly as sent
+    (camelCase, unknown fields kept) and let botocore parse an empty reply instead, since
+    its model-driven parse of findings we never use was ~40% of a pull's CPU."""
+    if response_dict["status_code"] != 200:
+        return
+    _reject_cut_body(response_dict)
+    customized_response_dict[WIRE_FINDINGS] = json.loads(response_dict["body"])["findings"]
+    response_dict["body"] = _NO_FINDINGS
+    response_dict["headers"]["content-length"] = str(len(_NO_FINDINGS))
 
 
 def _error_code(err: Any) -> str:
