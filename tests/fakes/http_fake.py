@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -84,9 +85,13 @@ def on(method: str | None = None, path: str | None = None) -> Matcher:
 
 
 class FakeServer:
-    """Base of every vendor fake. Subclasses implement `handle`."""
+    """Base of every vendor fake. Subclasses implement `handle`.
 
-    def __init__(self) -> None:
+    tls: serve HTTPS with this server context (for clients that refuse plain HTTP, e.g. MSAL).
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._faults: list[_Scripted] = []
@@ -102,6 +107,9 @@ class FakeServer:
     def start(self, port: int = 0) -> Self:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
+        if self._tls is not None:
+            # The handshake runs as a connection is accepted; a failed one is dropped.
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval keeps stop() (shutdown waits for one poll) fast.
         serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
         threading.Thread(target=serve, daemon=True).start()
@@ -122,7 +130,8 @@ class FakeServer:
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     # -- what tests use ------------------------------------------------------------------
 
