@@ -65,6 +65,25 @@ _INT32_OPS: dict[str, Callable[[int, int], bool]] = {
 }
 
 
+class FindingList(list[Finding]):
+    """A detector's findings; `version` moves whenever the list itself changes, so the
+    fake can cache its id index (tests edit findings in place and add or clear them)."""
+
+    version = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+
+
+for _name in ("append", "extend", "insert", "remove", "pop", "clear", "__setitem__",
+              "__delitem__", "__iadd__", "sort", "reverse"):
+    def _mutator(self: FindingList, *args: Any, _op: str = _name, **kwargs: Any) -> Any:
+        self._changed()
+        return getattr(list, _op)(self, *args, **kwargs)
+
+    setattr(FindingList, _name, _mutator)
+
+
 @dataclass(frozen=True)
 class SigV4Scope:
     """The credential scope of a SigV4 Authorization header."""
@@ -144,7 +163,7 @@ class AwsFake(FakeServer):
         self.account = account
         self.enabled_regions: set[str] = set()
         self.disabled_regions: set[str] = set()
-        self.findings: dict[tuple[str, str], list[Finding]] = {}
+        self.findings: dict[tuple[str, str], FindingList] = {}
         self.trusted_external_id: str | None = None
         self.role_session_lifetime = timedelta(hours=1)
         self.repeat_token_from_page: int | None = None
@@ -152,14 +171,14 @@ class AwsFake(FakeServer):
         self.issued: dict[str, _Issued] = {}  # access key id -> temporary credentials
         # nextToken -> (bound query, offset, the ids the paging session matched)
         self._tokens: dict[str, tuple[str, int, list[str]]] = {}
-        self._indexes: dict[tuple[str, str], dict[str, Finding]] = {}
+        self._indexes: dict[tuple[str, str], tuple[int, dict[str, Finding]]] = {}
         self._state = threading.Lock()
 
     # -- data setup ----------------------------------------------------------------------
 
     def add_detector(self, region: str, detector_id: str, findings: Iterable[Finding] = ()) -> None:
         self.enabled_regions.add(region)
-        self.findings[(region, detector_id)] = list(findings)
+        self.findings[(region, detector_id)] = FindingList(findings)
 
     def enable_region(self, region: str) -> None:
         """An enabled region where GuardDuty has no detector."""
@@ -258,12 +277,12 @@ class AwsFake(FakeServer):
         return new_token
 
     def _index(self, region: str, detector_id: str) -> dict[str, Finding]:
-        """id -> finding, rebuilt only when findings were added or removed."""
+        """id -> finding, rebuilt only when the list of findings changed."""
         findings = self._detector_findings(region, detector_id)
-        cached = self._indexes.get((region, detector_id))
-        if cached is None or len(cached) != len(findings):
+        version, cached = self._indexes.get((region, detector_id), (-1, {}))
+        if version != findings.version:
             cached = {f["id"]: f for f in findings}
-            self._indexes[(region, detector_id)] = cached
+            self._indexes[(region, detector_id)] = (findings.version, cached)
         return cached
 
     def _get_findings(self, region: str, detector_id: str, body: dict[str, Any]) -> Response:

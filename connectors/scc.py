@@ -1,0 +1,648 @@
+"""Google Cloud Security Command Center (API v2): every source's findings under one parent.
+
+A scope is one (parent, location): `organizations/123`, `folders/456` or `projects/p`
+with `sources/-` (all sources), plus `/locations/L` for each configured data-residency
+location, each with its own cursor. A window is read with `list_findings` filtered on
+`event_time` in [start, end) and ordered by event_time ascending (event_time moves when
+a finding is updated, and is the only time field SCC filters on), through the SDK's
+pager over the REST transport, with an explicit retry and timeout: the v2 client has
+neither by default.
+
+`raw` is the ListFindingsResult (finding + resource) rendered by the protos'
+MessageToDict in the wire's camelCase: the SDK parses every page into protos, and this
+rendering is deterministic, so an unchanged finding re-read in the overlap hashes the
+same and a changed state, mute or severity hashes differently.
+
+google.* is imported inside the methods only: `alertpull --help` and sources of other
+types never import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.http import RateBudget
+from alertpull.record import Normalized
+from alertpull.timeutil import format_time, parse_time
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+VIEWER_ROLE = "roles/securitycenter.findingsViewer"
+PAGE_SIZE = 1000  # the API's maximum (its default is 10)
+ORDER_BY = "event_time"
+CALL_TIMEOUT = 60.0  # seconds per attempt, connect and read alike
+RETRY_INITIAL, RETRY_MAXIMUM, RETRY_DEADLINE = 1.0, 32.0, 180.0  # seconds
+GLOBAL = "global"
+CONSOLE = "https://console.cloud.google.com/security/command-center/findingsv2"
+_PARENT = re.compile(r"^(organizations|folders|projects)/[a-z0-9][a-z0-9.:-]*$")
+_CRM_KINDS = ("organizations/", "folders/", "projects/")
+
+SEVERITIES = {"CRITICAL": "critical", "HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
+# Words kept upper-case when a SCREAMING_SNAKE category becomes a title.
+ACRONYMS = frozenset({
+    "2SV", "ACL", "AI", "API", "CMEK", "CSEK", "CVE", "DLP", "DNS", "GCS", "GKE", "HTTP",
+    "HTTPS", "IAM", "IAP", "IP", "KMS", "MFA", "OS", "RDP", "SQL", "SSH", "SSL", "TLS",
+    "URL", "VM", "VPC", "XSS",
+})
+_ENUM_LIKE = re.compile(r"^[A-Z0-9]+(?:_[A-Z0-9]+)*$")
+
+
+class SccConnector(Connector):
+    type_name = "scc"
+    retention = timedelta(days=395)  # "at least 13 months"
+    default_overlap = timedelta(hours=24)  # event_time can precede create_time by hours
+    ordered = True
+    options: ClassVar[Mapping[str, Option]] = {
+        "parent": Option(
+            required=True,
+            help="organizations/123 | folders/456 | projects/my-proj: all sources' findings "
+            "under it",
+        ),
+        "locations": Option(
+            "list",
+            help="SCC data-residency locations, e.g. [eu] (default: none, the global "
+            "location); one cursor each",
+        ),
+        "credentials_file": Option(
+            "path",
+            help="service-account key JSON, relative to this config file (default: Application "
+            "Default Credentials)",
+        ),
+        "impersonate_service_account": Option(
+            help="service account to impersonate (the caller needs "
+            "roles/iam.serviceAccountTokenCreator on it)"
+        ),
+        "api_endpoint": Option(
+            help="SCC endpoint override (default securitycenter.googleapis.com, "
+            "securitycenter.LOCATION.rep.googleapis.com for a location)"
+        ),
+        "iam_endpoint": Option(
+            help="IAM Credentials endpoint used to impersonate (default "
+            "https://iamcredentials.googleapis.com)"
+        ),
+        "quota_project": Option(
+            help="project whose quota and billing the calls use (default: the credentials' "
+            "project)"
+        ),
+        "reads_per_minute": Option(
+            "int",
+            default=900,
+            help="pace list calls under SCC's 1,000 reads/min quota, shared per quota project",
+        ),
+    }
+
+    def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
+        super().__init__(source_name, settings, log)
+        # Credentials and one client per endpoint are made once under this lock, then
+        # shared by the worker threads that run fetch() for different locations.
+        self._lock = threading.Lock()
+        self._auth: _Auth | None = None
+        self._clients: dict[str | None, Any] = {}
+
+    # -- the connector contract ----------------------------------------------------------
+
+    def scopes(self) -> list[Scope]:
+        parent = checked_parent(self.settings["parent"])
+        return [_scope(parent, location) for location in self.settings["locations"] or [None]]
+
+    def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
+        from google.cloud import securitycenter_v2
+
+        path = scope.params["path"]
+        request = securitycenter_v2.ListFindingsRequest(
+            parent=path, filter=event_time_filter(window), order_by=ORDER_BY, page_size=PAGE_SIZE
+        )
+        with self._google_errors(scope):
+            tokens: set[str] = set()
+            for page in self._list(scope, request).pages:
+                yield _results(page)
+                token = page.next_page_token
+                if not token:
+                    return
+                if token in tokens:  # the pager itself would ask for the same page forever
+                    raise WindowIncomplete(
+                        f"SCC repeated a page token for {path}; stopped at the findings read so far"
+                    )
+                tokens.add(token)
+                self._budget().acquire()  # paces the pager's next request
+
+    def normalize(self, scope: Scope, raw: Any) -> Normalized:
+        finding, resource = _parts(raw)
+        name = _required(finding, "name")
+        category = _required(finding, "category")
+        event_time = _time(_required(finding, "eventTime"))
+        if event_time is None:
+            raise MalformedAlert(f"SCC finding eventTime {finding['eventTime']!r} is not a time")
+        native_id = finding.get("canonicalName") or name  # one id through org and project
+        state = finding.get("state") or "STATE_UNSPECIFIED"
+        mute = finding.get("mute")  # absent = MUTE_UNSPECIFIED
+        severity_raw = finding.get("severity") or "SEVERITY_UNSPECIFIED"
+        return Normalized(
+            native_id=native_id,
+            tenant=crm_ancestor(native_id) or scope.params["parent"],
+            changed_at=event_time,
+            title=humanize_category(category),
+            severity=SEVERITIES.get(severity_raw, "unknown"),
+            severity_raw=severity_raw,
+            status=status_of(state, mute),
+            status_raw=f"{state}/{mute}" if mute else state,
+            created_at=_time(finding.get("createTime")),
+            updated_at=event_time,
+            link=console_link(name, resource),
+            extra=_extra(finding, resource, category, event_time),
+        )
+
+    def check(self) -> str:
+        from google.cloud import securitycenter_v2
+
+        scopes = self.scopes()
+        scope = scopes[0]
+        request = securitycenter_v2.ListFindingsRequest(parent=scope.params["path"], page_size=1)
+        with self._google_errors(scope):
+            total = self._list(scope, request).total_size  # the pager holds the first page
+        return (
+            f"{scope.params['path']}: {total} finding(s) readable as {self._principal()}; "
+            f"pulling {len(scopes)} scope(s)"
+        )
+
+    def describe(self, raw: Any) -> str:
+        name = _dig(raw, "finding", "name")
+        return name if isinstance(name, str) and name else "<unnamed SCC finding>"
+
+    # -- credentials, clients, pacing ----------------------------------------------------
+
+    def _list(self, scope: Scope, request: Any) -> Any:
+        """list_findings' pager, its first page read within the read budget."""
+        client = self._client(scope.params["location"])
+        self._budget().acquire()
+        return client.list_findings(request=request, retry=_retry(), timeout=CALL_TIMEOUT)
+
+    def _ensure_auth(self) -> _Auth:
+        with self._lock:
+            if self._auth is None:
+                self._auth = _load_auth(self.settings)
+            return self._auth
+
+    def _principal(self) -> str:
+        return self._auth.principal if self._auth else "the configured credentials"
+
+    def _client(self, location: str | None) -> Any:
+        auth = self._ensure_auth()
+        endpoint = endpoint_for(location, self.settings["api_endpoint"])
+        with self._lock:
+            if endpoint not in self._clients:
+                from google.cloud import securitycenter_v2
+
+                # REST, not gRPC: it goes through requests, so HTTPS_PROXY/NO_PROXY,
+                # REQUESTS_CA_BUNDLE and an http:// test endpoint all work.
+                self._clients[endpoint] = securitycenter_v2.SecurityCenterClient(
+                    credentials=auth.credentials,
+                    transport="rest",
+                    client_options={"api_endpoint": endpoint} if endpoint else None,
+                )
+            return self._clients[endpoint]
+
+    def _budget(self) -> RateBudget:
+        # The quota is per project and shared by every caller using that project.
+        project = self._ensure_auth().quota_project or "unknown-project"
+        return RateBudget.shared(f"scc:{project}", self.settings["reads_per_minute"], 60.0)
+
+    @contextlib.contextmanager
+    def _google_errors(self, scope: Scope) -> Iterator[None]:
+        """Turn Google errors escaping the block into a one-line, secret-free SourceError."""
+        from google.api_core.exceptions import GoogleAPICallError, RetryError
+        from google.auth.exceptions import GoogleAuthError
+        from google.protobuf.json_format import ParseError
+        from requests import RequestException
+
+        try:
+            yield
+        except (GoogleAPICallError, RetryError, GoogleAuthError, ParseError,
+                RequestException) as err:
+            where = _Where(scope.params["path"], scope.params["parent"], self._principal(),
+                           endpoint_for(scope.params["location"], self.settings["api_endpoint"]),
+                           self.settings)
+            raise SourceError(describe_error(err, where)) from None
+
+
+# -- scopes and requests -------------------------------------------------------------------
+
+
+def checked_parent(parent: str) -> str:
+    """`organizations/ID`, `folders/ID` or `projects/ID` (a trailing `/sources/-` is allowed)."""
+    value = parent.strip().removesuffix("/sources/-")
+    if not _PARENT.match(value):
+        raise ConfigError(
+            f"parent {parent!r} is not organizations/ID, folders/ID or projects/ID; fix 'parent'"
+        )
+    return value
+
+
+def _scope(parent: str, location: str | None) -> Scope:
+    path = f"{parent}/sources/-" + (f"/locations/{location}" if location else "")
+    key = f"{parent}/locations/{location}" if location else parent
+    return Scope(key=key, params={"parent": parent, "location": location, "path": path})
+
+
+def endpoint_for(location: str | None, override: str | None) -> str | None:
+    """The API host for a location; None = the client's default (the global endpoint).
+
+    Resources under data residency are served only by their location's regional endpoint.
+    """
+    if override:
+        return override
+    if location in (None, GLOBAL):
+        return None
+    return f"securitycenter.{location}.rep.googleapis.com"
+
+
+def event_time_filter(window: Window) -> str:
+    return (
+        f'event_time >= "{format_time(window.start)}" AND '
+        f'event_time < "{format_time(window.end)}"'
+    )
+
+
+def _retry() -> Any:
+    """Retry quota and transient server/network errors with backoff, never 4xx auth errors."""
+    import requests
+    from google.api_core import exceptions as api
+    from google.api_core.retry import Retry, if_exception_type
+    from google.auth.exceptions import TransportError
+
+    transient = if_exception_type(
+        api.TooManyRequests,  # 429 over REST; ResourceExhausted is its gRPC twin
+        api.ResourceExhausted,
+        api.InternalServerError,
+        api.BadGateway,
+        api.ServiceUnavailable,
+        api.GatewayTimeout,
+        api.DeadlineExceeded,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,  # a body cut short of its Content-Length
+        requests.exceptions.Timeout,
+        TransportError,  # the token endpoint unreachable
+    )
+    return Retry(predicate=transient, initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM,
+                 multiplier=2.0, timeout=RETRY_DEADLINE)
+
+
+def _results(page: Any) -> list[dict[str, Any]]:
+    """A page's ListFindingsResults as camelCase JSON (enum names, defaults left out)."""
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(type(page).pb(page)).get("listFindingsResults", [])
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Auth:
+    credentials: Any
+    principal: str  # who the calls run as, for error messages
+    quota_project: str | None  # the project whose read quota the calls draw on
+
+
+def _load_auth(settings: Mapping[str, Any]) -> _Auth:
+    import google.auth
+    from google.auth import impersonated_credentials
+
+    path = settings["credentials_file"]
+    if path:
+        credentials = _service_account_key(path)
+        project = credentials.project_id
+    else:
+        # ADC also covers workload identity federation (an external_account config named
+        # by GOOGLE_APPLICATION_CREDENTIALS) and an attached service account.
+        credentials, project = google.auth.default(scopes=SCOPES)
+    principal = getattr(credentials, "service_account_email", None) or (
+        "Application Default Credentials"
+    )
+    target = settings["impersonate_service_account"]
+    if target:
+        credentials = impersonated_credentials.Credentials(
+            source_credentials=credentials,
+            target_principal=target,
+            target_scopes=list(SCOPES),
+            lifetime=3600,
+            iam_endpoint_override=_impersonation_url(settings["iam_endpoint"], target),
+        )
+        principal, project = target, _service_account_project(target) or project
+    if settings["quota_project"]:
+        credentials = credentials.with_quota_project(settings["quota_project"])
+    return _Auth(credentials, principal, settings["quota_project"] or project)
+
+
+def _service_account_key(path: str) -> Any:
+    from google.oauth2 import service_account
+
+    try:
+        return service_account.Credentials.from_service_account_file(path, scopes=SCOPES)
+    except (OSError, ValueError) as err:  # unreadable, not JSON, or not a service-account key
+        reason = (err.strerror if isinstance(err, OSError) else None) or _one_line(str(err))
+        raise SourceError(
+            f"credentials_file {path} is not a usable service-account key: {reason}"
+        ) from None
+
+
+def _impersonation_url(base: str | None, target: str) -> str | None:
+    if not base:
+        return None  # google-auth's own iamcredentials URL
+    return f"{base.rstrip('/')}/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+
+
+def _service_account_project(email: str) -> str | None:
+    """my-sa@my-project.iam.gserviceaccount.com -> my-project."""
+    domain = email.partition("@")[2]
+    project, _, rest = domain.partition(".")
+    return project if rest == "iam.gserviceaccount.com" else None
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: str
+    parent: str
+    principal: str
+    endpoint: str | None
+    settings: Mapping[str, Any]
+
+
+def describe_error(err: Exception, where: _Where) -> str:
+    """One line for a Google error: what failed, where, and what to fix."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+    from google.protobuf.json_format import ParseError
+
+    if isinstance(err, api.RetryError):
+        cause = err.cause if isinstance(err.cause, Exception) else err
+        return f"{_describe_cause(cause, where)} (still failing after retries)"
+    if isinstance(err, auth.GoogleAuthError):
+        return _describe_auth_error(err, where)
+    if isinstance(err, ParseError):
+        return (
+            f"SCC answered {where.path} with a page that is not a ListFindingsResponse "
+            f"({_one_line(str(err))}); the next run reads the window again"
+        )
+    return _describe_cause(err, where)
+
+
+def _describe_cause(err: Exception, where: _Where) -> str:
+    from google.api_core import exceptions as api
+
+    endpoint = where.endpoint or "securitycenter.googleapis.com"
+    if isinstance(err, api.Forbidden):
+        status, message = _status_and_message(err)
+        if err.reason == "SERVICE_DISABLED" or "has not been used" in message:
+            return (
+                "the Security Command Center API is disabled in the calling project: enable "
+                "securitycenter.googleapis.com there, or set quota_project to a project where "
+                "it is enabled"
+            )
+        return (
+            f"permission denied listing findings of {where.path} as {where.principal} "
+            f"({err.code} {status}): grant {VIEWER_ROLE} on {where.parent}"
+        )
+    if isinstance(err, api.Unauthorized):
+        return (
+            f"Google rejected the credentials of {where.principal} (401 UNAUTHENTICATED): "
+            "check credentials_file or Application Default Credentials (the key may be "
+            "disabled or deleted)"
+        )
+    if isinstance(err, api.TooManyRequests):
+        return (
+            f"SCC read quota exhausted listing {where.path} (429 RESOURCE_EXHAUSTED): lower "
+            "reads_per_minute or share the quota with fewer callers"
+        )
+    if isinstance(err, api.NotFound):
+        return f"{where.path} was not found at {endpoint} (404): check parent and locations"
+    if isinstance(err, api.GoogleAPICallError):
+        status, message = _status_and_message(err)
+        hint = "; check parent and locations" if isinstance(err, api.BadRequest) else ""
+        return f"SCC list_findings of {where.path} failed: {err.code} {status}: {message}{hint}"
+    return (
+        f"cannot reach the SCC API at {endpoint} ({type(err).__name__}): check api_endpoint, "
+        "the network and HTTPS_PROXY"
+    )
+
+
+def _describe_auth_error(err: Exception, where: _Where) -> str:
+    from google.auth import exceptions as auth
+
+    target = where.settings["impersonate_service_account"]
+    detail = _one_line(str(err.args[0])) if err.args else type(err).__name__
+    if isinstance(err, auth.DefaultCredentialsError):
+        return (
+            "no Google credentials found: set credentials_file to a service-account key, or "
+            "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, "
+            "gcloud auth application-default login, or an attached service account)"
+        )
+    if isinstance(err, auth.RefreshError) and target:
+        return (
+            f"cannot impersonate {target}: {detail}; grant the caller "
+            "roles/iam.serviceAccountTokenCreator on it and enable the IAM Credentials API"
+        )
+    if isinstance(err, auth.RefreshError):
+        return (
+            f"cannot get an access token for {where.principal}: {detail}; check that the key "
+            "is valid and not disabled or deleted"
+        )
+    return f"Google authentication failed for {where.principal}: {detail}"
+
+
+def _status_and_message(err: Any) -> tuple[str, str]:
+    """The `status` and `message` of Google's JSON error body (the exception's own message
+    also carries the request URL)."""
+    try:
+        error = err.response.json()["error"]
+        return str(error.get("status", "")), _one_line(str(error.get("message", "")))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return "", _one_line(str(err.message))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# -- normalization -------------------------------------------------------------------------
+
+
+def _parts(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The finding and its resource (possibly empty) of a ListFindingsResult."""
+    finding = raw.get("finding") if isinstance(raw, dict) else None
+    if not isinstance(finding, dict):
+        raise MalformedAlert("SCC result has no finding object")
+    resource = raw.get("resource")
+    return finding, resource if isinstance(resource, dict) else {}
+
+
+def _required(finding: dict[str, Any], field: str) -> str:
+    value = finding.get(field)
+    if not isinstance(value, str) or not value:
+        raise MalformedAlert(f"SCC finding has no {field}")
+    return value
+
+
+def _time(value: Any) -> datetime | None:
+    """A wire timestamp, or None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def crm_ancestor(name: str) -> str | None:
+    """`projects/123` of `projects/123/sources/…`; None for a name not under a CRM node."""
+    parts = name.split("/")
+    if len(parts) >= 2 and name.startswith(_CRM_KINDS) and parts[1]:
+        return f"{parts[0]}/{parts[1]}"
+    return None
+
+
+def humanize_category(category: str) -> str:
+    """PUBLIC_BUCKET_ACL -> "Public bucket ACL"; a category already in words is kept."""
+    if not _ENUM_LIKE.match(category):
+        return category
+    words = [word if word in ACRONYMS else word.lower() for word in category.split("_")]
+    words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
+
+
+def status_of(state: str, mute: str | None) -> str:
+    """INACTIVE -> resolved (whatever the mute), MUTED -> suppressed, ACTIVE -> new."""
+    if state == "INACTIVE":
+        return "resolved"
+    if mute == "MUTED":
+        return "suppressed"
+    return "new" if state == "ACTIVE" else "unknown"
+
+
+def console_link(name: str, resource: dict[str, Any]) -> str | None:
+    """The finding's page in the console; None when its organization is unknown."""
+    kind, _, rest = name.partition("/")
+    ident = rest.split("/", 1)[0]
+    organization = crm_ancestor(_dig(resource, "gcpMetadata", "organization") or "")
+    if kind == "organizations":
+        context = f"organizationId={ident}"
+    elif kind == "projects":
+        context = f"project={ident}"
+    elif organization:  # a folder-level name: the console opens it in its organization
+        context = f"organizationId={organization.split('/')[1]}"
+    else:
+        return None
+    return f"{CONSOLE};name={quote(name, safe='')}?{context}"
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    """obj[path[0]][path[1]]…, or None where a level is missing or not an object."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _extra(finding: dict[str, Any], resource: dict[str, Any], category: str,
+           event_time: datetime) -> dict[str, Any]:
+    return {
+        "description": finding.get("description"),
+        "category": category,
+        "type": finding.get("findingClass"),
+        "region": resource.get("location"),
+        "product": finding.get("parentDisplayName") or "Security Command Center",
+        # event_time "reflects when the finding was resolved" for an INACTIVE one.
+        "resolved_at": event_time if finding.get("state") == "INACTIVE" else None,
+        "mitre": _mitre(finding.get("mitreAttack")),
+        "resources": _resources(finding, resource),
+        "users": _users(finding.get("access")),
+        "related": _related(finding),
+    }
+
+
+def _mitre(attack: Any) -> dict[str, list[str]]:
+    if not isinstance(attack, dict):
+        return {}
+    mitre = {
+        "tactics": _unique([attack.get("primaryTactic"), *attack.get("additionalTactics", [])]),
+        "techniques": _unique(
+            [*attack.get("primaryTechniques", []), *attack.get("additionalTechniques", [])]
+        ),
+    }
+    return {key: values for key, values in mitre.items() if values}
+
+
+def _resources(finding: dict[str, Any], resource: dict[str, Any]) -> list[dict[str, Any]]:
+    metadata = resource.get("gcpMetadata") or {}
+    entry = _compact({
+        "type": resource.get("type"),
+        "id": resource.get("name") or finding.get("resourceName"),
+        "name": resource.get("displayName"),
+        "project": metadata.get("projectDisplayName") or metadata.get("project"),
+        "region": resource.get("location"),
+        "cloud_provider": resource.get("cloudProvider"),
+    })
+    return [entry] if entry.get("id") else []
+
+
+_PRINCIPAL_TYPES = {"serviceAccount": "ServiceAccount", "user": "User", "group": "Group"}
+
+
+def _users(access: Any) -> list[dict[str, Any]]:
+    if not isinstance(access, dict) or not (access.get("principalEmail")
+                                            or access.get("principalSubject")):
+        return []
+    subject = access.get("principalSubject") or ""
+    kind = _PRINCIPAL_TYPES.get(subject.partition(":")[0], "Principal")
+    user = {
+        "type": kind,
+        "id": subject,
+        "name": access.get("principalEmail"),
+        "user_agent": access.get("userAgent"),
+    }
+    return [_compact(user)]
+
+
+def _related(finding: dict[str, Any]) -> dict[str, list[str]]:
+    indicator = finding.get("indicator") or {}
+    access = finding.get("access") or {}
+    related = {
+        "ips": _unique([*indicator.get("ipAddresses", []), access.get("callerIp")]),
+        "domains": _unique(indicator.get("domains", [])),
+        "urls": _unique([*indicator.get("uris", []), finding.get("externalUri")]),
+        "hashes": _unique(_hashes(finding)),
+        "emails": _unique([access.get("principalEmail")]),
+    }
+    return {name: values for name, values in related.items() if values}
+
+
+def _hashes(finding: dict[str, Any]) -> Iterator[Any]:
+    """SHA-256 of the files and of the processes' binaries, scripts and libraries."""
+    for file in finding.get("files") or []:
+        yield _dig(file, "sha256")
+    for process in finding.get("processes") or []:
+        yield _dig(process, "binary", "sha256")
+        yield _dig(process, "script", "sha256")
+        yield from (_dig(library, "sha256") for library in _dig(process, "libraries") or [])
+
+
+def _unique(values: Iterable[Any]) -> list[str]:
+    """Non-empty strings, first occurrence order, no duplicates."""
+    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value not in (None, "", {}, [])}
