@@ -62,11 +62,15 @@ class Scope:
 
     `overlap` overrides the connector's default_overlap for this scope (e.g. a stream
     whose vendor is later than the others); a user's configured overlap wins over both.
+    `snapshot` marks a scope whose connector finds the changes itself by diffing its
+    Memory (a device-posture snapshot, a re-polled list without ids): the runner then
+    takes every alert it yields, whatever its changed-at, instead of only the window's.
     """
 
     key: str
     params: Mapping[str, Any] = field(default_factory=dict)
     overlap: timedelta | None = None
+    snapshot: bool = False
 
 
 @dataclass(frozen=True)

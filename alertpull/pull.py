@@ -97,7 +97,7 @@ class ScopePull:
             self.log.warning("%s: skipped malformed alert %s: %s", self.scope.key,
                              self.connector.describe(raw), exc)
             return
-        if not window.start <= alert.changed_at < window.end:
+        if not self.scope.snapshot and not window.start <= alert.changed_at < window.end:
             # Not this window's to write: later changes are read by the next run, earlier
             # ones were read before; writing them would repeat them run after run.
             self.counts.out_of_window += 1
