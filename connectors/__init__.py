@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "scc": "alertpull.connectors.scc:SccConnector",
     "entra_id": "alertpull.connectors.entra_id:EntraIdConnector",
     "workspace_alertcenter": "alertpull.connectors.workspace_alertcenter:AlertCenterConnector",
+    "kandji": "alertpull.connectors.kandji:KandjiConnector",
 }
 
 
