@@ -71,7 +71,10 @@ class AlertCenterConnector(Connector):
     ordered = False
     options: ClassVar[Mapping[str, Option]] = {
         "credentials_file": Option(
-            required=True, help="path of the service account's JSON key (domain-wide delegation)"
+            "path",
+            required=True,
+            help="the service account's JSON key (domain-wide delegation), relative to this "
+            "config file",
         ),
         "subject": Option(
             required=True,
