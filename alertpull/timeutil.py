@@ -33,6 +33,16 @@ def parse_time(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def parse_time_or_none(value: object) -> datetime | None:
+    """A vendor's RFC 3339 timestamp, or None when it is absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def parse_time_arg(text: str, now: datetime) -> datetime:
     """A CLI time: RFC 3339, a date (midnight UTC), or a relative duration back from now."""
     value = str(text).strip()

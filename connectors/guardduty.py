@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 from alertpull.connector import Connector, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized
-from alertpull.timeutil import parse_time, to_epoch_ms
+from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
 # checks only the minimum, so a larger value would reach the server and fail there.
@@ -122,7 +122,7 @@ class GuardDutyConnector(Connector):
             severity_raw=str(raw["severity"]),
             status="archived" if archived else "new",
             status_raw="archived" if archived else "active",
-            created_at=_time(raw.get("createdAt")),
+            created_at=parse_time_or_none(raw.get("createdAt")),
             updated_at=updated_at,
             link=console_link(region, raw["id"]),
             extra=_extra(raw, region, service),
@@ -442,7 +442,7 @@ def _ascending_in_window(findings: list[dict[str, Any]], window: Window) -> list
     the runner relies on. One without a readable updatedAt is kept for normalize() to
     report.
     """
-    stamped = [(_time(f.get("updatedAt")) or window.start, f) for f in findings]
+    stamped = [(parse_time_or_none(f.get("updatedAt")) or window.start, f) for f in findings]
     kept = [(stamp, f) for stamp, f in stamped if stamp < window.end]
     return [f for _, f in sorted(kept, key=lambda pair: pair[0])]
 
@@ -457,7 +457,7 @@ def _validated(raw: Any) -> datetime:
     missing = [name for name in REQUIRED_FIELDS if raw.get(name) in (None, "")]
     if missing:
         raise MalformedAlert(f"GuardDuty finding has no {missing[0]}")
-    updated_at = _time(raw["updatedAt"])
+    updated_at = parse_time_or_none(raw["updatedAt"])
     if updated_at is None:
         raise MalformedAlert(f"GuardDuty finding updatedAt {raw['updatedAt']!r} is not a time")
     return updated_at
@@ -492,16 +492,6 @@ def _severity_number(value: Any) -> float:
         raise MalformedAlert(f"GuardDuty finding severity {value!r} is not a number") from None
 
 
-def _time(value: Any) -> datetime | None:
-    """A wire timestamp, or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
-
-
 def _dig(obj: Any, *path: str) -> Any:
     """obj[path[0]][path[1]]…, or None where a level is missing or not an object."""
     for key in path:
@@ -522,8 +512,8 @@ def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[st
         "region": region,
         "product": "GuardDuty",
         "count": service.get("count"),
-        "first_seen_at": _time(service.get("eventFirstSeen")),
-        "last_seen_at": _time(service.get("eventLastSeen")),
+        "first_seen_at": parse_time_or_none(service.get("eventFirstSeen")),
+        "last_seen_at": parse_time_or_none(service.get("eventLastSeen")),
         "resources": _resources(resource, region),
         "users": _users(resource),
         "related": _related(service),

@@ -32,7 +32,7 @@ from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized
-from alertpull.timeutil import format_time, parse_time
+from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 VIEWER_ROLE = "roles/securitycenter.findingsViewer"
@@ -138,7 +138,7 @@ class SccConnector(Connector):
         finding, resource = _parts(raw)
         name = _required(finding, "name")
         category = _required(finding, "category")
-        event_time = _time(_required(finding, "eventTime"))
+        event_time = parse_time_or_none(_required(finding, "eventTime"))
         if event_time is None:
             raise MalformedAlert(f"SCC finding eventTime {finding['eventTime']!r} is not a time")
         native_id = finding.get("canonicalName") or name  # one id through org and project
@@ -154,7 +154,7 @@ class SccConnector(Connector):
             severity_raw=severity_raw,
             status=status_of(state, mute),
             status_raw=f"{state}/{mute}" if mute else state,
-            created_at=_time(finding.get("createTime")),
+            created_at=parse_time_or_none(finding.get("createTime")),
             updated_at=event_time,
             link=console_link(name, resource),
             extra=_extra(finding, resource, category, event_time),
@@ -493,16 +493,6 @@ def _required(finding: dict[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedAlert(f"SCC finding has no {field}")
     return value
-
-
-def _time(value: Any) -> datetime | None:
-    """A wire timestamp, or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
 
 
 def crm_ancestor(name: str) -> str | None:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized, raw_sha256
-from alertpull.timeutil import format_time, parse_time
+from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
 DELEGATION_PATH = "Admin console > Security > API controls > Domain-wide delegation"
@@ -424,7 +424,8 @@ def changed_at(alert: Any) -> datetime | None:
     """The alert's changed-at: updateTime, or createTime when absent; None if unreadable."""
     if not isinstance(alert, dict):
         return None
-    return _time(alert.get("updateTime")) or _time(alert.get("createTime"))
+    updated = parse_time_or_none(alert.get("updateTime"))
+    return updated or parse_time_or_none(alert.get("createTime"))
 
 
 def _changed_at_or_after(alert: Any, moment: datetime) -> bool:
@@ -451,10 +452,10 @@ def _validated(raw: Any) -> tuple[datetime, datetime | None]:
     for name in REQUIRED_FIELDS:
         if not isinstance(raw.get(name), str) or not raw[name]:
             raise MalformedAlert(f"Alert Center alert has no {name}")
-    created_at = _time(raw["createTime"])
+    created_at = parse_time_or_none(raw["createTime"])
     if created_at is None:
         raise MalformedAlert(f"Alert Center alert createTime {raw['createTime']!r} is not a time")
-    updated_at = _time(raw.get("updateTime"))
+    updated_at = parse_time_or_none(raw.get("updateTime"))
     if raw.get("updateTime") is not None and updated_at is None:
         raise MalformedAlert(f"Alert Center alert updateTime {raw['updateTime']!r} is not a time")
     return created_at, updated_at
@@ -622,23 +623,13 @@ def _extra(raw: dict[str, Any], metadata: dict[str, Any], payload: Payload) -> d
         "type": raw["type"],
         "category": data_type or None,
         "product": _text(raw.get("source")),
-        "first_seen_at": _time(raw.get("startTime")),
-        "last_seen_at": _time(raw.get("endTime")),
+        "first_seen_at": parse_time_or_none(raw.get("startTime")),
+        "last_seen_at": parse_time_or_none(raw.get("endTime")),
         "assignee": _text(metadata.get("assignee")),
         "users": [{"name": email, "email": email} for email in payload.users],
         "devices": payload.devices,
         "related": {name: values for name, values in related.items() if values},
     }
-
-
-def _time(value: Any) -> datetime | None:
-    """A wire timestamp, or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
 
 
 def _object(value: Any) -> dict[str, Any]:
