@@ -14,6 +14,7 @@ from typing import Any
 from alertpull.timeutil import parse_time, to_epoch_ms
 from tests.aws_env import AwsWorld, hours_ago
 from tests.conftest import ALERTPULL, check_records
+from tests.fakes.guardduty_data import DETECTOR
 
 
 def native_ids(records: list[dict[str, Any]]) -> Counter[str]:
@@ -207,3 +208,15 @@ def test_since_beyond_retention_is_clamped_with_a_warning(aws: AwsWorld) -> None
     [listed] = [r.json() for r in aws.fake.requests if r.path.endswith("/findings")]
     start = listed["findingCriteria"]["criterion"]["updatedAt"]["greaterThanOrEqual"]
     assert abs(start - to_epoch_ms(hours_ago(90 * 24))) < 60_000
+
+
+def test_a_delegated_admin_pulls_its_members_findings_under_their_accounts(aws: AwsWorld) -> None:
+    aws.add(3, first=0, base_time=hours_ago(2))  # the administrator's own findings
+    aws.add(4, first=3, base_time=hours_ago(1.5), account="222233334444")  # a member's
+    assert aws.fetch().returncode == 0
+    records = aws.records()
+    assert Counter(r["tenant"] for r in records) == {"123456789012": 3, "222233334444": 4}
+    assert all(r["dedup_key"] == f"aws|{r['tenant']}|{r['native_id']}" for r in records)
+    # One cursor for the administrator's detector covers every member.
+    assert list(json.loads(aws.cli("cursor", "show", "--source", "aws").stdout)) == [
+        f"123456789012/us-east-1/{DETECTOR}"]
