@@ -1,0 +1,445 @@
+"""Microsoft Graph plumbing shared by the Microsoft connectors (Entra ID; Intune builds on it).
+
+One implementation, for every Graph source, of:
+- app-only auth: MSAL's ConfidentialClientApplication with a client secret or a certificate
+  (PEM private key + SHA-1 thumbprint). The token comes from MSAL's own cache, so it is
+  requested once per run; a 401 from Graph makes it drop the token and ask once more, then
+  fail;
+- sovereign clouds: `authority_host` and `graph_endpoint` are options. MSAL's instance
+  discovery is turned off for authority hosts Microsoft does not list (it would ask
+  login.microsoftonline.com to vouch for them);
+- HTTP: sessions from alertpull.http.make_session (timeouts, proxies, CA bundles, retries
+  on 5xx and dropped connections), a RateBudget per endpoint, and 429s retried in the
+  endpoint's budget (see GraphClient._send);
+- paging: `@odata.nextLink` until it is absent, stopping if a link comes back twice;
+- errors: one secret-free line naming the problem and the fix (graph_error, token_error).
+
+A connector uses it as:
+
+    app = GraphApp.from_settings(source_name, settings)     # settings include GRAPH_OPTIONS
+    graph = GraphClient(app, log)
+    devices = Endpoint("/v1.0/deviceManagement/managedDevices",
+                       "DeviceManagementManagedDevices.Read.All",
+                       RateBudget.shared(f"msgraph-intune:{app.tenant_id}", 100, 20.0))
+    for page in graph.pages(devices, {"$top": "1000"}): ...
+
+msal is imported inside the methods that need it: `alertpull --help` never imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+
+from alertpull.connector import Option, Secret
+from alertpull.errors import ConfigError, SourceError, WindowIncomplete
+from alertpull.http import RETRY_STATUSES, CappedRetry, RateBudget, make_session
+
+PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
+PUBLIC_GRAPH = "https://graph.microsoft.com"
+
+# The options every Graph source takes; a connector adds its own beside them.
+GRAPH_OPTIONS: dict[str, Option] = {
+    "tenant_id": Option(required=True, help="directory (tenant) id or verified domain"),
+    "client_id": Option(required=True, help="application (client) id of the app registration"),
+    "client_secret": Option(
+        secret=True, help="client secret Value (not its Secret ID); or use certificate_file"
+    ),
+    "certificate_file": Option(
+        "path", help="PEM file holding the private key of a certificate uploaded to the app"
+    ),
+    "certificate_thumbprint": Option(
+        help="SHA-1 thumbprint of that certificate (hex, as the Entra admin center shows it)"
+    ),
+    "authority_host": Option(
+        default=PUBLIC_AUTHORITY,
+        help="sign-in host, e.g. https://login.microsoftonline.us (US Government)",
+    ),
+    "graph_endpoint": Option(
+        default=PUBLIC_GRAPH,
+        help="Graph host, e.g. https://graph.microsoft.us or https://microsoftgraph.chinacloudapi.cn",
+    ),
+}
+
+# 429 is retried by GraphClient itself, inside the endpoint's budget.
+SERVER_ERRORS = tuple(status for status in RETRY_STATUSES if status != 429)
+THROTTLE_RETRIES = 6
+THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
+THROTTLE_BACKOFF_MAX = 60.0
+
+
+@dataclass(frozen=True)
+class GraphApp:
+    """Who signs in where: an app registration in one tenant of one cloud."""
+
+    source: str
+    tenant_id: str
+    client_id: str
+    client_secret: Secret | None
+    certificate_file: str | None
+    private_key: Secret | None  # the PEM text of certificate_file
+    thumbprint: str | None
+    authority_host: str
+    graph_endpoint: str
+
+    @classmethod
+    def from_settings(cls, source: str, settings: Mapping[str, Any]) -> GraphApp:
+        """Check what the option types cannot (credential choice, URLs); read the key file."""
+        where = f"sources.{source}"
+        secret, cert_file = settings["client_secret"], settings["certificate_file"]
+        if (secret is None) == (cert_file is None):
+            raise ConfigError(
+                f"{where}: set exactly one of client_secret and certificate_file "
+                "(the app's credential)"
+            )
+        thumbprint = None
+        if cert_file is not None:
+            thumbprint = _thumbprint(settings["certificate_thumbprint"], where)
+        return cls(
+            source=source,
+            tenant_id=settings["tenant_id"],
+            client_id=settings["client_id"],
+            client_secret=secret,
+            certificate_file=cert_file,
+            private_key=_read_private_key(cert_file, where) if cert_file else None,
+            thumbprint=thumbprint,
+            authority_host=_https_base(settings["authority_host"], f"{where}.authority_host"),
+            graph_endpoint=_https_base(settings["graph_endpoint"], f"{where}.graph_endpoint"),
+        )
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def scope(self) -> str:
+        """App-only tokens ask for every application permission granted on the resource."""
+        return f"{self.graph_endpoint}/.default"
+
+    def credential(self) -> str | dict[str, str]:
+        """The credential in MSAL's form. Reveals the secret: hand it to MSAL only."""
+        if self.private_key is not None and self.thumbprint is not None:
+            return {"private_key": self.private_key.reveal(), "thumbprint": self.thumbprint}
+        assert self.client_secret is not None
+        return self.client_secret.reveal()
+
+
+def _https_base(value: str, where: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.path.strip("/"):
+        raise ConfigError(f"{where}: {value!r} is not an https:// host URL (MSAL requires https)")
+    return value.rstrip("/")
+
+
+def _thumbprint(value: str | None, where: str) -> str:
+    if not value:
+        raise ConfigError(
+            f"{where}.certificate_thumbprint: required with certificate_file; copy it from "
+            "the app's Certificates & secrets page"
+        )
+    digits = value.replace(":", "").replace(" ", "")
+    if len(digits) != 40 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigError(
+            f"{where}.certificate_thumbprint: expected the 40 hex digits of a SHA-1 thumbprint"
+        )
+    return digits.upper()
+
+
+def _read_private_key(path: str, where: str) -> Secret:
+    """The PEM text, checked here: MSAL would only fail on it mid-run, with a traceback."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a text file"
+        raise ConfigError(f"{where}.certificate_file: cannot read {path}: {reason}") from None
+    if "ENCRYPTED" in text:
+        raise ConfigError(
+            f"{where}.certificate_file: {path} holds an encrypted key; store it decrypted "
+            "(openssl pkey -in KEY -out PLAIN.pem) with file permissions 0600"
+        )
+    try:
+        key = load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, RSAPrivateKey):  # Entra app certificates are RSA (RS256)
+        raise ConfigError(f"{where}.certificate_file: {path} holds no PEM RSA private key")
+    return Secret(text)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Graph collection: where it is, which permission reads it, how fast it may go."""
+
+    path: str  # under graph_endpoint, e.g. /v1.0/security/alerts_v2
+    permission: str  # the application permission to grant when Graph answers 403
+    budget: RateBudget  # spent before every call, retries included
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def url(self, base: str, params: Mapping[str, str]) -> str:
+        # %20 for spaces (not '+') and a literal '$' in OData's $filter/$top, as Graph's
+        # own documentation writes them.
+        query = urlencode(params, quote_via=quote, safe="$")
+        return f"{base}{self.path}?{query}" if query else f"{base}{self.path}"
+
+
+class GraphClient:
+    """Authenticated, paced, paged GETs on Graph. Shared by the threads of one run."""
+
+    def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        self.app = app
+        self.log = log
+        self._auth_http = make_session()  # MSAL's calls: the engine's policy as it is
+        self._graph_http = make_session(statuses=SERVER_ERRORS)
+        self._lock = threading.Lock()
+        self._msal: Any = None
+        self._token: str | None = None
+
+    def pages(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[list[Any]]:
+        """Yield the `value` of every page, following @odata.nextLink."""
+        url: str | None = endpoint.url(self.app.graph_endpoint, params)
+        followed: set[str] = set()
+        while url is not None:
+            followed.add(url)
+            body = self._get(endpoint, url)
+            values = body.get("value")
+            if not isinstance(values, list):
+                raise SourceError(f"Graph answered GET {endpoint.path} without a value list")
+            yield values
+            url = body.get("@odata.nextLink")
+            if url in followed:
+                raise WindowIncomplete(f"Graph repeated a nextLink of GET {endpoint.path}")
+            if url is not None:
+                self._check_own_host(url, endpoint)
+
+    def first_page(self, endpoint: Endpoint, params: Mapping[str, str]) -> list[Any]:
+        """One call, e.g. for `alertpull check`."""
+        return next(self.pages(endpoint, params))
+
+    # -- one GET ---------------------------------------------------------------------------
+
+    def _get(self, endpoint: Endpoint, url: str) -> dict[str, Any]:
+        token = self._access_token()
+        response = self._send(endpoint, url, token)
+        if response.status_code == 401:
+            # An expired or revoked token: ask for a new one once; a second 401 is real.
+            self.log.info("Graph refused the access token for GET %s; acquiring a new one",
+                          endpoint.path)
+            response = self._send(endpoint, url, self._access_token(rejected=token))
+        if response.status_code != 200:
+            raise graph_error(response, endpoint, self.app.client_id)
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(f"Graph answered GET {endpoint.path} with a body that is not "
+                              "JSON; the next run reads the window again") from None
+        if not isinstance(body, dict):
+            raise SourceError(f"Graph answered GET {endpoint.path} with JSON that is not an "
+                              "object")
+        return body
+
+    def _send(self, endpoint: Endpoint, url: str, token: str) -> requests.Response:
+        """GET within the endpoint's budget, retrying 429s here rather than in urllib3.
+
+        A retry must wait its turn in the budget like any call: Identity Protection allows
+        one request per second per tenant and its 429 carries no Retry-After, so urllib3
+        would send the first retry at once, and every retry outside the pacing.
+        """
+        headers = {"Authorization": f"Bearer {token}", **endpoint.headers}
+        attempt = 0
+        while True:
+            endpoint.budget.acquire()
+            with _network_errors(f"GET {endpoint.path}", self.app.graph_endpoint):
+                response = self._graph_http.get(url, headers=headers)
+            if response.status_code != 429 or attempt == THROTTLE_RETRIES:
+                return response
+            wait = throttle_wait(response, attempt)
+            self.log.info("Graph throttled GET %s (429); retrying in %.1fs", endpoint.path, wait)
+            time.sleep(wait)
+            attempt += 1
+
+    def _check_own_host(self, url: str, endpoint: Endpoint) -> None:
+        """Never send the token anywhere but graph_endpoint."""
+        own = urlsplit(self.app.graph_endpoint)
+        link = urlsplit(url)
+        if (link.scheme, link.netloc) != (own.scheme, own.netloc):
+            raise SourceError(
+                f"Graph's nextLink for GET {endpoint.path} points to {link.scheme}://"
+                f"{link.netloc}, not graph_endpoint; refusing to send the token there"
+            )
+
+    # -- the token -------------------------------------------------------------------------
+
+    def _access_token(self, rejected: str | None = None) -> str:
+        """The app's token from MSAL's cache; a new one if Graph rejected `rejected`."""
+        with self._lock:
+            if self._msal is None:
+                self._msal = self._new_msal_app()
+            if rejected is not None and rejected == self._token:
+                self._msal.remove_tokens_for_client()
+            with self._msal_errors():
+                result = self._msal.acquire_token_for_client(scopes=[self.app.scope])
+            if "access_token" not in result:
+                raise SourceError(token_error(result, self.app))
+            self._token = str(result["access_token"])
+            return self._token
+
+    def _new_msal_app(self) -> Any:
+        import msal
+        from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+        host = urlsplit(self.app.authority_host).hostname
+        with self._msal_errors():
+            return msal.ConfidentialClientApplication(
+                self.app.client_id,
+                client_credential=self.app.credential(),
+                authority=self.app.authority,
+                http_client=self._auth_http,
+                # Off for hosts Microsoft does not list, or MSAL would ask the public
+                # cloud to vouch for them (and fail offline, in tests and air gaps).
+                instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
+            )
+
+    @contextlib.contextmanager
+    def _msal_errors(self) -> Iterator[None]:
+        """MSAL raises ValueError for an authority it cannot discover (or settings it rejects)."""
+        with _network_errors("sign-in", self.app.authority_host):
+            try:
+                yield
+            except ValueError as exc:
+                raise SourceError(_msal_value_error(exc, self.app)) from None
+
+
+# -- throttling ----------------------------------------------------------------------------
+
+
+def throttle_wait(response: requests.Response, attempt: int) -> float:
+    """Retry-After when Graph sends it (capped), else exponential backoff with jitter."""
+    retry_after = response.headers.get("Retry-After", "").strip()
+    if retry_after.isdigit():
+        return min(float(retry_after), CappedRetry.max_retry_after)
+    backoff = min(THROTTLE_BACKOFF * 2**attempt, THROTTLE_BACKOFF_MAX)
+    return backoff + random.uniform(0, THROTTLE_BACKOFF / 2)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _network_errors(what: str, base: str) -> Iterator[None]:
+    """Transport failures (after make_session's retries) as one line naming the host."""
+    try:
+        yield
+    except requests.exceptions.SSLError:
+        raise SourceError(
+            f"{what}: TLS verification of {base} failed; if a proxy or private CA signs its "
+            "certificate, point REQUESTS_CA_BUNDLE at that CA"
+        ) from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise SourceError(
+            f"{what}: {base} cut its response short; the next run reads the window again"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise SourceError(
+            f"{what}: cannot reach {base} after retries ({type(exc).__name__}); check the "
+            "URL option, the network and HTTPS_PROXY/NO_PROXY"
+        ) from None
+
+
+def graph_error(response: requests.Response, endpoint: Endpoint, client_id: str) -> SourceError:
+    """One line for a Graph error answer (after retries and the one token renewal)."""
+    status = response.status_code
+    code, message = _graph_error_body(response)
+    call = f"GET {endpoint.path}"
+    said = f"{code}: {message}" if code else message or f"HTTP {status}"
+    if status == 403 and "Missing application roles" in message:
+        return SourceError(
+            f"Graph denied {call}: the app {client_id} lacks the application permission "
+            f"{endpoint.permission}; add it (API permissions > Microsoft Graph > Application "
+            "permissions) and grant admin consent"
+        )
+    if status == 403:
+        return SourceError(
+            f"Graph denied {call} ({said}); check that the app {client_id} has the application "
+            f"permission {endpoint.permission} with admin consent"
+        )
+    if status == 401:
+        return SourceError(
+            f"Graph rejected a fresh access token for {call} ({said}); check that "
+            "authority_host and graph_endpoint are the same cloud and tenant_id is the right one"
+        )
+    if status == 429:
+        return SourceError(f"Graph kept throttling {call} after {THROTTLE_RETRIES} retries; "
+                           "the next run resumes")
+    if status >= 500:
+        return SourceError(f"Graph failed {call} with HTTP {status} after retries ({said}); "
+                           "the next run reads the window again")
+    return SourceError(f"Graph refused {call} with HTTP {status} ({said})")
+
+
+def _graph_error_body(response: requests.Response) -> tuple[str, str]:
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code") or ""), one_line(str(error.get("message") or ""))
+    except (ValueError, AttributeError):
+        return "", one_line(response.text)
+
+
+# AADSTS codes with a known fix. Entra's descriptions never hold the secret; ours don't either.
+_TOKEN_FIXES = {
+    7000215: "the client secret for {client} was rejected; check client_secret (use the "
+    "secret's Value, not its Secret ID)",
+    7000222: "the client secret for {client} has expired; create a new one under "
+    "Certificates & secrets and update client_secret",
+    700027: "the certificate for {client} was rejected; check that certificate_file and "
+    "certificate_thumbprint match a certificate uploaded to the app",
+    700016: "application {client} was not found in tenant {tenant}; check client_id and "
+    "tenant_id (a multi-tenant app needs admin consent in this tenant)",
+    7000229: "application {client} has no service principal in tenant {tenant}; an admin "
+    "must consent to it in this tenant",
+    90002: "tenant {tenant} was not found at {authority_host}; check tenant_id and that "
+    "authority_host is the tenant's cloud",
+}
+
+
+def token_error(result: Mapping[str, Any], app: GraphApp) -> str:
+    """One line for a failed MSAL token request (MSAL returns errors as a dict)."""
+    codes = [code for code in result.get("error_codes") or [] if code in _TOKEN_FIXES]
+    error = str(result.get("error") or "error")
+    if not codes and error == "invalid_client":
+        codes = [7000215 if app.client_secret is not None else 700027]
+    if codes:
+        fix = _TOKEN_FIXES[codes[0]]
+        return fix.format(client=app.client_id, tenant=app.tenant_id,
+                          authority_host=app.authority_host)
+    # The first line only: Entra appends trace and correlation ids on the next ones.
+    description = str(result.get("error_description") or "").strip().splitlines()
+    first = one_line(description[0]) if description else "no description"
+    return f"token request for {app.client_id} at {app.authority} failed: {error}: {first}"
+
+
+def _msal_value_error(exc: ValueError, app: GraphApp) -> str:
+    # MSAL replaces the discovery answer (e.g. AADSTS90002, no such tenant) with its own text.
+    if "authority" in str(exc).lower():
+        return (
+            f"cannot read the sign-in metadata of tenant {app.tenant_id} at {app.authority}"
+            "/v2.0/.well-known/openid-configuration; check tenant_id and authority_host"
+        )
+    return f"MSAL refused the sign-in settings of {app.client_id}: {one_line(str(exc))}"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

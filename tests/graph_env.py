@@ -1,0 +1,140 @@
+"""A Microsoft Graph world for tests: TLS material, the sign-in + Graph fake, a CLI environment.
+
+MSAL speaks only HTTPS: the fake serves TLS with a certificate from a throwaway CA made
+once per test session, and clients trust it through REQUESTS_CA_BUNDLE. Each test gets its
+own tenant id, so the per-tenant rate budgets of one test never slow down the next.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from alertpull.timeutil import utcnow
+from tests.conftest import clean_env, read_records, run_cli
+from tests.fakes.graph import GraphFake
+from tests.fakes.graph_data import TENANT_ID
+from tests.fakes.tls import AppCertificate, ThrowawayCA, make_app_certificate, make_throwaway_ca
+
+CLIENT_ID = "0e7d4c1b-2a3f-4b5c-8d9e-6f7a8b9c0d1e"
+SECRET = "Zx8Q~fake-client-secret-value-7f3a9c"  # shaped like an Entra secret Value
+
+
+@pytest.fixture(scope="session")
+def throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return make_throwaway_ca(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def app_certificate(tmp_path_factory: pytest.TempPathFactory) -> AppCertificate:
+    return make_app_certificate(tmp_path_factory.mktemp("app-cert"))
+
+
+def new_fake(ca: ThrowawayCA) -> GraphFake:
+    """A fake tenant of its own, with one app registration holding both read permissions."""
+    fake = GraphFake(ca.server_context(), tenant_id=str(uuid.uuid4()))
+    fake.add_app(CLIENT_ID, secret=SECRET)
+    return fake
+
+
+@pytest.fixture
+def graph_fake(throwaway_ca: ThrowawayCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphFake]:
+    """A started fake, trusted by this process (for connector-level tests)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(throwaway_ca.ca_file))
+    with new_fake(throwaway_ca) as fake:
+        yield fake
+
+
+def connector_settings(fake: GraphFake | None, **overrides: Any) -> dict[str, Any]:
+    """The settings the engine would hand the connector: every option, defaults applied.
+
+    Without a fake: Microsoft's public cloud and the data generator's tenant (for tests
+    that never call out, such as normalize()).
+    """
+    from alertpull.connector import Secret
+    from alertpull.connectors.entra_id import EntraIdConnector
+
+    settings = {name: option.default for name, option in EntraIdConnector.options.items()}
+    settings.update(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=Secret(SECRET))
+    if fake is not None:
+        settings.update(tenant_id=fake.tenant_id, authority_host=fake.url, graph_endpoint=fake.url)
+    settings.update(overrides)
+    return settings
+
+
+@dataclass
+class GraphWorld:
+    """The fake, a working directory and the cron-like environment the CLI runs in."""
+
+    fake: GraphFake
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "alertpull.yaml"
+
+    @property
+    def alerts(self) -> Path:
+        return self.root / "alerts"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def source(self, **overrides: Any) -> dict[str, Any]:
+        """The YAML block of the source; an override of None drops that key."""
+        block = {
+            "type": "entra_id",
+            "tenant_id": self.fake.tenant_id,
+            "client_id": CLIENT_ID,
+            "client_secret": "${ENTRA_SECRET}",
+            "authority_host": self.fake.url,
+            "graph_endpoint": self.fake.url,
+        }
+        block.update(overrides)
+        return {key: value for key, value in block.items() if value is not None}
+
+    def write_config(self, **overrides: Any) -> None:
+        config = {
+            "state": {"backend": "local", "path": "state"},
+            "sink": {"type": "jsonl", "path": "alerts"},
+            "sources": {"entra": self.source(**overrides)},
+        }
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def cli(self, *args: str, **env: str) -> Any:
+        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
+
+    def fetch(self, *args: str) -> Any:
+        return self.cli("fetch", "--all", *args)
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.alerts)
+
+    def written_text(self) -> str:
+        """Everything alertpull wrote: output and state files."""
+        return "".join(p.read_text(errors="replace") for p in self.root.rglob("*")
+                       if p.is_file() and p.name != "alertpull.yaml")
+
+
+@pytest.fixture
+def graph_world(tmp_path: Path, throwaway_ca: ThrowawayCA) -> Iterator[GraphWorld]:
+    with new_fake(throwaway_ca) as fake:
+        env = clean_env(REQUESTS_CA_BUNDLE=str(throwaway_ca.ca_file), ENTRA_SECRET=SECRET)
+        world = GraphWorld(fake, tmp_path, env)
+        world.write_config()
+        yield world
+
+
+def hours_ago(hours: float) -> datetime:
+    return utcnow() - timedelta(hours=hours)
