@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "entra_id": "alertpull.connectors.entra_id:EntraIdConnector",
     "workspace_alertcenter": "alertpull.connectors.workspace_alertcenter:AlertCenterConnector",
     "kandji": "alertpull.connectors.kandji:KandjiConnector",
+    "intune": "alertpull.connectors.intune:IntuneConnector",
 }
 
 

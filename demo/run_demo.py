@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from alertpull.timeutil import utcnow  # noqa: E402
-from tests.fakes import alertcenter, scc  # noqa: E402
+from tests.fakes import alertcenter, graph, scc  # noqa: E402
 from tests.fakes.aws import AwsFake  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
 from tests.fakes.http_fake import FakeServer  # noqa: E402
@@ -60,6 +60,7 @@ REPLAYS: dict[str, Callable[[], Replay]] = {
     "aws-demo": guardduty_replay,
     "gcp-demo": scc.demo_replay,
     "workspace-demo": alertcenter.demo_replay,
+    "entra-demo": graph.demo_replay,
 }
 
 
@@ -79,7 +80,8 @@ def alertpull(*args: str, env: dict[str, str]) -> None:
 def main() -> None:
     reset_demo_output()
     OUT.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOOGLE_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "GOOGLE_", "REQUESTS_CA_BUNDLE"))}
     sources = {}
     with contextlib.ExitStack() as stack:
         for name, make in REPLAYS.items():
