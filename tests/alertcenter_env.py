@@ -17,35 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from alertpull.timeutil import utcnow
-from tests.conftest import clean_env, read_records, run_cli
+from tests.conftest import clean_env
 from tests.fakes.alertcenter import ADMIN, AlertCenterFake
 from tests.fakes.alertcenter_data import CUSTOMER_ID, Alert, make_alerts
 from tests.fakes.google_sa import make_key
+from tests.world import CliWorld
 
 SOURCE = "workspace"
 
 
 @dataclass
-class AlertCenterWorld:
+class AlertCenterWorld(CliWorld):
     fake: AlertCenterFake
-    root: Path
     key_path: Path
-    env: dict[str, str]
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "alertpull.yaml"
-
-    @property
-    def alerts_dir(self) -> Path:
-        return self.root / "alerts"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The source block, every endpoint pointed at the fake (None drops a key)."""
@@ -61,12 +46,7 @@ class AlertCenterWorld:
         return {key: value for key, value in block.items() if value is not None}
 
     def write_config(self, **source_overrides: Any) -> None:
-        config = {
-            "state": {"backend": "local", "path": "state"},
-            "sink": {"type": "jsonl", "path": "alerts"},
-            "sources": {SOURCE: self.source(**source_overrides)},
-        }
-        self.config_path.write_text(yaml.safe_dump(config))
+        self.write_yaml({SOURCE: self.source(**source_overrides)})
 
     def add(self, count: int, *, first: int, base_time: datetime,
             step: timedelta = timedelta(minutes=1)) -> list[Alert]:
@@ -75,27 +55,16 @@ class AlertCenterWorld:
         self.fake.alerts.extend(new)
         return new
 
-    def cli(self, *args: str, **env: str) -> Any:
-        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
-
-    def fetch(self, *args: str, **env: str) -> Any:
-        return self.cli("fetch", "--all", *args, **env)
-
-    def records(self) -> list[dict[str, Any]]:
-        return read_records(self.alerts_dir)
 
 
 @pytest.fixture(name="workspace")
 def workspace_fixture(tmp_path: Path) -> Iterator[AlertCenterWorld]:
     with AlertCenterFake(make_key()) as fake:
-        world = AlertCenterWorld(fake, tmp_path, fake.write_key(tmp_path / "key.json"),
-                                 clean_env())
+        world = AlertCenterWorld(tmp_path, clean_env(), fake,
+                                 fake.write_key(tmp_path / "key.json"))
         world.write_config()
         yield world
 
-
-def hours_ago(hours: float) -> datetime:
-    return utcnow() - timedelta(hours=hours)
 
 
 # -- a CONNECT proxy -------------------------------------------------------------------------------

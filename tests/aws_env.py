@@ -9,42 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from alertpull.timeutil import utcnow
-from tests.conftest import clean_env, read_records, run_cli
+from tests.conftest import clean_env
 from tests.fakes.aws import AwsFake
 from tests.fakes.guardduty_data import DETECTOR, Finding, make_findings
+from tests.world import CliWorld
 
 REGION = "us-east-1"
 
 
 @dataclass
-class AwsWorld:
+class AwsWorld(CliWorld):
     fake: AwsFake
-    root: Path
-    env: dict[str, str]
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "alertpull.yaml"
-
-    @property
-    def alerts(self) -> Path:
-        return self.root / "alerts"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
 
     def write_config(self, sources: dict[str, Any] | None = None, **top: Any) -> None:
-        config = {
-            "state": {"backend": "local", "path": "state"},
-            "sink": {"type": "jsonl", "path": "alerts"},
-            "sources": sources or {"aws": {"type": "guardduty", "regions": [REGION]}},
-            **top,
-        }
-        self.config_path.write_text(yaml.safe_dump(config))
+        self.write_yaml(sources or {"aws": {"type": "guardduty", "regions": [REGION]}}, **top)
 
     def findings(self, region: str = REGION) -> list[Finding]:
         return self.fake.findings[(region, DETECTOR)]
@@ -57,14 +36,6 @@ class AwsWorld:
         self.findings().extend(new)
         return new
 
-    def cli(self, *args: str, **env: str) -> Any:
-        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
-
-    def fetch(self, *args: str, **env: str) -> Any:
-        return self.cli("fetch", "--all", *args, **env)
-
-    def records(self) -> list[dict[str, Any]]:
-        return read_records(self.alerts)
 
 
 def aws_client_env(url: str) -> dict[str, str]:
@@ -87,10 +58,7 @@ def aws(tmp_path: Path) -> Iterator[AwsWorld]:
     fake = AwsFake()
     fake.add_detector(REGION, DETECTOR, [])
     with fake:
-        world = AwsWorld(fake, tmp_path, aws_client_env(fake.url))
+        world = AwsWorld(tmp_path, aws_client_env(fake.url), fake)
         world.write_config()
         yield world
 
-
-def hours_ago(hours: float) -> datetime:
-    return utcnow() - timedelta(hours=hours)

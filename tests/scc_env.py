@@ -11,25 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from alertpull.connectors.scc import SccConnector
-from alertpull.timeutil import utcnow
-from tests.conftest import clean_env, read_records, run_cli
+from tests.conftest import clean_env
 from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, Result, make_results
+from tests.world import CliWorld
 
 PARENT = f"organizations/{ORG}"
 SOURCE = "gcp"
 
 
 @dataclass
-class SccWorld:
+class SccWorld(CliWorld):
     fake: SccFake
-    root: Path
     key_file: Path
     email: str
-    env: dict[str, str]
 
     # -- the data ------------------------------------------------------------------------
 
@@ -54,38 +51,12 @@ class SccWorld:
 
     # -- the CLI, as cron runs it --------------------------------------------------------
 
-    @property
-    def config_path(self) -> Path:
-        return self.root / "alertpull.yaml"
-
-    @property
-    def alerts(self) -> Path:
-        return self.root / "alerts"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
-
     def write_config(self, **source: Any) -> None:
         # The key's path relative to the config file, as the `path` option kind allows.
         key = str(self.key_file.relative_to(self.root))
         block = {"type": "scc", "parent": PARENT, "credentials_file": key,
                  "api_endpoint": self.fake.url, **source}
-        config = {
-            "state": {"backend": "local", "path": "state"},
-            "sink": {"type": "jsonl", "path": "alerts"},
-            "sources": {SOURCE: block},
-        }
-        self.config_path.write_text(yaml.safe_dump(config))
-
-    def cli(self, *args: str) -> Any:
-        return run_cli("-c", str(self.config_path), *args, env=self.env)
-
-    def fetch(self, *args: str) -> Any:
-        return self.cli("fetch", "--all", *args)
-
-    def records(self) -> list[dict[str, Any]]:
-        return read_records(self.alerts)
+        self.write_yaml({SOURCE: block})
 
 
 @pytest.fixture(name="scc")
@@ -97,10 +68,7 @@ def scc_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SccWo
     with SccFake() as fake:
         key_file = fake.write_key_file(tmp_path)
         [email] = fake.token_endpoints
-        world = SccWorld(fake, tmp_path, key_file, email, clean_env())
+        world = SccWorld(tmp_path, clean_env(), fake, key_file, email)
         world.write_config()
         yield world
 
-
-def hours_ago(hours: float) -> datetime:
-    return utcnow() - timedelta(hours=hours)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from alertpull.timeutil import parse_time, to_epoch_ms
-from tests.aws_env import AwsWorld, hours_ago
+from tests.aws_env import AwsWorld
 from tests.conftest import REPO, clean_env, run_cli
+from tests.world import hours_ago
 
 
 def assert_one_line_error(

@@ -11,9 +11,10 @@ from datetime import timedelta
 
 import pytest
 
-from tests.aws_env import AwsWorld, hours_ago
+from tests.aws_env import AwsWorld
 from tests.conftest import ALERTPULL
 from tests.fakes.http_fake import Fault, on
+from tests.world import hours_ago
 
 POINTS = [
     "after_page:2",  # mid-pull, part staged but unrecorded

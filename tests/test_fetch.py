@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from alertpull.timeutil import parse_time, to_epoch_ms
-from tests.aws_env import AwsWorld, hours_ago
+from tests.aws_env import AwsWorld
 from tests.conftest import ALERTPULL, check_records
 from tests.fakes.guardduty_data import DETECTOR
+from tests.world import hours_ago
 
 
 def native_ids(records: list[dict[str, Any]]) -> Counter[str]:

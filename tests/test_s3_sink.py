@@ -24,8 +24,9 @@ from alertpull.errors import ConfigError, SourceError
 from alertpull.sinks.base import Part
 from alertpull.sinks.s3 import S3Sink
 from alertpull.timeutil import parse_time, utcnow
-from tests.aws_env import AwsWorld, hours_ago
+from tests.aws_env import AwsWorld
 from tests.s3_fixtures import FAKE_SECRET, fake_aws_env, moto_server, unique_bucket
+from tests.world import hours_ago
 
 BUCKET = "alertpull-alerts"
 STARTED = datetime(2026, 1, 31, 12, 34, 56, tzinfo=UTC)

@@ -31,7 +31,8 @@ from tests.fakes.google_sa import google_api_error
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.scc import SccFake, invalid_argument, quota_exceeded, wire
 from tests.fakes.scc_data import BASE_TIME, FOLDER, KINDS, ORG, make_result, make_results
-from tests.scc_env import PARENT, SccWorld, hours_ago, scc_world  # noqa: F401  (fixture `scc`)
+from tests.scc_env import PARENT, SccWorld, scc_world  # noqa: F401  (fixture `scc`)
+from tests.world import hours_ago
 
 LIST_PATH = f"/v2/{PARENT}/sources/-/findings"
 # 2060 findings one minute apart; this window holds numbers 10..2059: pages 1000, 1000, 50.

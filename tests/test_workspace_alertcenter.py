@@ -36,7 +36,6 @@ from tests.alertcenter_env import (
     SOURCE,
     AlertCenterWorld,
     ConnectProxy,
-    hours_ago,
     workspace_fixture,  # noqa: F401  (the `workspace` fixture)
 )
 from tests.conftest import check_records
@@ -63,6 +62,7 @@ from tests.fakes.alertcenter_data import (
 from tests.fakes.google_sa import google_api_error, make_key
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.tls import make_throwaway_ca
+from tests.world import hours_ago
 
 FAST_RETRY = 0.02  # seconds; the default is RETRY_BASE_SECONDS
 MINUTE = timedelta(minutes=1)
@@ -394,7 +394,7 @@ def test_https_through_https_proxy_trusts_requests_ca_bundle(
     ca = make_throwaway_ca(tmp_path / "tls")
     with AlertCenterFake(make_key(), tls=ca.server_context()) as fake, ConnectProxy() as proxy:
         fake.alerts.extend(make_alerts(5))
-        world = AlertCenterWorld(fake, tmp_path, fake.write_key(tmp_path / "key.json"), {})
+        world = AlertCenterWorld(tmp_path, {}, fake, fake.write_key(tmp_path / "key.json"))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         url = fake.url
 

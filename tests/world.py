@@ -1,0 +1,55 @@
+"""The base of every vendor "world" used by CLI tests: a temp directory holding a config,
+run through the installed `alertpull` with a cron-like environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alertpull.timeutil import utcnow
+from tests.conftest import read_records, run_cli
+
+
+@dataclass
+class CliWorld:
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "alertpull.yaml"
+
+    @property
+    def alerts(self) -> Path:
+        return self.root / "alerts"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def write_yaml(self, sources: dict[str, Any], **top: Any) -> None:
+        """A config with local state and a JSONL sink under root, plus any top-level keys."""
+        config = {
+            "state": {"backend": "local", "path": "state"},
+            "sink": {"type": "jsonl", "path": "alerts"},
+            "sources": sources,
+            **top,
+        }
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def cli(self, *args: str, **env: str) -> Any:
+        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
+
+    def fetch(self, *args: str, **env: str) -> Any:
+        return self.cli("fetch", "--all", *args, **env)
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.alerts)
+
+
+def hours_ago(hours: float) -> datetime:
+    return utcnow() - timedelta(hours=hours)
