@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from alertpull.timeutil import utcnow  # noqa: E402
-from tests.fakes import alertcenter, graph, scc  # noqa: E402
+from tests.fakes import alertcenter, graph, intune, scc  # noqa: E402
 from tests.fakes.aws import AwsFake  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
 from tests.fakes.http_fake import FakeServer  # noqa: E402
@@ -61,6 +61,7 @@ REPLAYS: dict[str, Callable[[], Replay]] = {
     "gcp-demo": scc.demo_replay,
     "workspace-demo": alertcenter.demo_replay,
     "entra-demo": graph.demo_replay,
+    "intune-demo": intune.demo_replay,
 }
 
 

@@ -20,6 +20,7 @@ to a second call within one second. Errors have Graph's and Entra's shapes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import jwt
@@ -46,7 +47,7 @@ from .graph_data import (
     make_risk_detections,
 )
 from .http_fake import FakeServer, Request, Response
-from .tls import bundle_with_system_roots, make_throwaway_ca
+from .tls import ThrowawayCA, bundle_with_system_roots, make_throwaway_ca
 
 ALERTS_PATH = "/v1.0/security/alerts_v2"
 RISK_PATH = "/v1.0/identityProtection/riskDetections"
@@ -142,6 +143,8 @@ class GraphFake(FakeServer):
     risk_interval: the least time between two riskDetections calls (Graph: 1 s per tenant).
     """
 
+    collections: ClassVar[dict[str, Collection]] = COLLECTIONS  # the GET routes served
+
     def __init__(self, tls: Any, tenant_id: str = TENANT_ID) -> None:
         super().__init__(tls)
         self.tenant_id = tenant_id
@@ -187,8 +190,8 @@ class GraphFake(FakeServer):
                 return self._discovery(request, match.group(1))
             if match := _TOKEN.match(request.path):
                 return self._token(request, match.group(1))
-            if request.path in COLLECTIONS and request.method == "GET":
-                return self._list(request, COLLECTIONS[request.path])
+            if request.path in self.collections and request.method == "GET":
+                return self._list(request, self.collections[request.path])
         except Rejected as rejected:
             return rejected.response
         return graph_error_response(400, "BadRequest",
@@ -308,8 +311,7 @@ class GraphFake(FakeServer):
         if "$skiptoken" in params:
             items = _after(items, _skip_key(params["$skiptoken"], query), collection, ascending)
         page, rest = items[:size], items[size:]
-        if collection.path == ALERTS_PATH:
-            page = [self._enum_members(item, request) for item in page]
+        page = [self._present(item, request, collection) for item in page]
         host = f"https://{request.headers['host']}"
         body: dict[str, Any] = {"@odata.context": f"{host}/v1.0/$metadata#{collection.entity}",
                                 "value": page}
@@ -335,8 +337,17 @@ class GraphFake(FakeServer):
                 self.risk_throttled += 1
                 raise Rejected(throttled())
 
+    def _items(self, collection: Collection) -> list[dict[str, Any]]:
+        """The objects of a collection (a subclass serving more collections extends this)."""
+        return self.alerts if collection.path == ALERTS_PATH else self.risk_detections
+
+    def _present(self, item: dict[str, Any], request: Request,
+                 collection: Collection) -> dict[str, Any]:
+        """An object as this request sees it (a subclass may shape more, e.g. $select)."""
+        return self._enum_members(item, request) if collection.path == ALERTS_PATH else item
+
     def _filtered(self, collection: Collection, text: str | None) -> list[dict[str, Any]]:
-        items = list(self.alerts if collection.path == ALERTS_PATH else self.risk_detections)
+        items = list(self._items(collection))
         for clause in text.split(" and ") if text else []:
             items = [item for item in items if _clause(collection, clause)(item)]
         return items
@@ -427,6 +438,15 @@ DEMO_CLIENT_ID = "8a1c6e2f-5b3d-4f7a-9c0e-1d2b3a4c5e6f"
 DEMO_SECRET = "demo-client-secret-not-real"
 
 
+@functools.cache
+def demo_tls() -> tuple[ThrowawayCA, Path]:
+    """The throwaway CA of every Microsoft demo replay in this process, and its bundle with
+    the public roots: the demo runs all its replays under one REQUESTS_CA_BUNDLE."""
+    directory = Path(tempfile.mkdtemp(prefix="alertpull-graph-demo-"))
+    ca = make_throwaway_ca(directory)
+    return ca, bundle_with_system_roots(ca, directory / "ca-bundle.pem")
+
+
 def demo_replay() -> tuple[GraphFake, Callable[[str], dict[str, str]], dict[str, Any]]:
     """An unstarted fake tenant with 120 alerts and 60 risk detections over the last 12 hours.
 
@@ -434,9 +454,7 @@ def demo_replay() -> tuple[GraphFake, Callable[[str], dict[str, str]], dict[str,
     variables the CLI needs (REQUESTS_CA_BUNDLE holds a throwaway CA made here, plus the
     public roots, so it breaks no other HTTPS), and `source` is the YAML source block.
     """
-    directory = Path(tempfile.mkdtemp(prefix="alertpull-entra-demo-"))
-    ca = make_throwaway_ca(directory)
-    bundle = bundle_with_system_roots(ca, directory / "ca-bundle.pem")
+    ca, bundle = demo_tls()
     fake = GraphFake(ca.server_context())
     fake.add_app(DEMO_CLIENT_ID, secret=DEMO_SECRET)
     start = utcnow() - timedelta(hours=12)
