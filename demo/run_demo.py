@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from alertpull.timeutil import utcnow  # noqa: E402
-from tests.fakes import alertcenter, graph, intune, scc  # noqa: E402
+from tests.fakes import alertcenter, graph, intune, kandji, scc  # noqa: E402
 from tests.fakes.aws import AwsFake  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
 from tests.fakes.http_fake import FakeServer  # noqa: E402
@@ -62,6 +62,7 @@ REPLAYS: dict[str, Callable[[], Replay]] = {
     "workspace-demo": alertcenter.demo_replay,
     "entra-demo": graph.demo_replay,
     "intune-demo": intune.demo_replay,
+    "kandji-demo": kandji.demo_replay,
 }
 
 

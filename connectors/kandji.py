@@ -1,0 +1,631 @@
+"""Kandji (Apple MDM with built-in EDR): audit events, behavioral detections, threat details.
+
+Plain REST over requests. Each stream is its own scope and cursor, `{host}/{stream}`:
+
+- `audit_events`: GET /api/v1/audit/events, the Activity log (blueprint and library item
+  changes, device lifecycle, access to secrets, admin actions, and Endpoint Detection and
+  Response events). `limit=500` (Kandji's cap), `sort_by=occurred_at` (ascending),
+  `start_date`/`end_date` = the pinned window, cursor paging: the `cursor` of each page's
+  `next` URL is sent back with the same query (see `_cursor_pages`). Ids are ULIDs.
+- `behavioral_detections`: GET /api/v1/behavioral-detections with `detection_date_from`/
+  `detection_date_to` = the window, `sort_by=detection_date`, `limit=1000` (the cap) and
+  `offset` paging.
+- `threat_details` (opt-in): GET /api/v1/threat-details, EDR file detections (malware,
+  PUP) and their quarantine/release. They have no id and can only be filtered by
+  `date_range` (whole days back from now), so the stream is a snapshot scope: every run
+  lists the last `threat_details_days` days and yields only the details that are new or
+  changed since the previous run's list, kept in the scope's Memory as {key: sha256}.
+
+Every call has alertpull.http's timeouts and retries (429 and 5xx, honouring Retry-After)
+and is paced by a RateBudget shared per base_url: Kandji allows 10,000 requests an hour
+per tenant, whoever calls. Kandji has no severity field: severities (and statuses) come
+from the policy tables below, documented in docs/sources/kandji.md, and `severity_raw`
+names the rule applied ("policy:classification=malicious").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.http import RateBudget, make_session
+from alertpull.record import Normalized, raw_sha256
+from alertpull.timeutil import parse_time
+
+AUDIT_EVENTS = "audit_events"
+BEHAVIORAL_DETECTIONS = "behavioral_detections"
+THREAT_DETAILS = "threat_details"
+RATE_PERIOD = 3600.0  # Kandji's limit is per hour
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_FIX = "create a new API token in Kandji Settings > Access and update api_token"
+BASE_URL_FORM = "https://SUBDOMAIN.api.kandji.io (EU: https://SUBDOMAIN.api.eu.kandji.io)"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One Kandji list endpoint."""
+
+    name: str
+    path: str
+    permission: str  # as the token's Permissions tab (and the API docs) name it
+    limit: int  # Kandji's hard cap on records per page
+
+
+STREAMS: dict[str, Stream] = {
+    AUDIT_EVENTS: Stream(AUDIT_EVENTS, "/api/v1/audit/events",
+                         "Audit Log > List audit events", 500),
+    BEHAVIORAL_DETECTIONS: Stream(BEHAVIORAL_DETECTIONS, "/api/v1/behavioral-detections",
+                                  "Threats > Get Behavioral Detections", 1000),
+    THREAT_DETAILS: Stream(THREAT_DETAILS, "/api/v1/threat-details",
+                           "Threats > Get Threat Details", 1000),
+}
+
+# The severity policy: Kandji rates nothing, so alertpull derives a severity from what each
+# object says. Keys are (stream, rule); the rule is what `severity_raw` shows after
+# "policy:". A value missing from the table gives `unknown`.
+SEVERITY_POLICY: dict[tuple[str, str], str] = {
+    (BEHAVIORAL_DETECTIONS, "classification=malicious"): "high",
+    (BEHAVIORAL_DETECTIONS, "classification=suspicious"): "medium",
+    (THREAT_DETAILS, "classification=malware"): "high",
+    (THREAT_DETAILS, "classification=pup"): "low",
+    (AUDIT_EVENTS, "edr_detection"): "medium",
+    (AUDIT_EVENTS, "edr_other"): "informational",  # EDR remediations and admin actions
+    (AUDIT_EVENTS, "other"): "informational",
+}
+
+# The status policy, by (stream, the object's status lower-cased). Containment by Kandji
+# (a blocked process, a quarantined file) resolves a detection; an admin releasing a file
+# from quarantine overrides the detection, i.e. suppresses it. Anything else is `unknown`;
+# audit events have no status and are all `new`.
+STATUS_POLICY: dict[tuple[str, str], str] = {
+    (BEHAVIORAL_DETECTIONS, "detected"): "new",
+    (BEHAVIORAL_DETECTIONS, "blocked"): "resolved",
+    (THREAT_DETAILS, "not_quarantined"): "new",
+    (THREAT_DETAILS, "quarantined"): "resolved",
+    (THREAT_DETAILS, "released"): "suppressed",
+}
+
+# Kandji does not publish the vocabulary of its EDR audit events: an audit event is taken
+# for an EDR one when its target type or component contains one of these words, and for an
+# EDR detection when, in addition, its action contains "detect".
+EDR_TARGET_WORDS = ("edr", "threat", "malware", "behavioral_detection")
+ACRONYMS = {"edr": "EDR", "api": "API", "mdm": "MDM", "ade": "ADE", "pup": "PUP"}
+
+
+class KandjiConnector(Connector):
+    type_name = "kandji"
+    retention = None  # Kandji documents no retention for these endpoints
+    default_overlap = timedelta(hours=1)
+    # Audit events and behavioral detections are asked for oldest first (sort_by, which
+    # Kandji documents), so a window cut short keeps the mark it reached.
+    ordered = True
+    options: ClassVar[Mapping[str, Option]] = {
+        "base_url": Option(required=True, help=f"the tenant's API URL, {BASE_URL_FORM}"),
+        "api_token": Option(required=True, secret=True,
+                            help="API token from Kandji Settings > Access"),
+        "streams": Option("list", default=[AUDIT_EVENTS, BEHAVIORAL_DETECTIONS],
+                          help="any of audit_events, behavioral_detections, threat_details"),
+        "threat_details_days": Option(
+            "int", default=7, help="threat details are re-listed this many days back"
+        ),
+        "requests_per_hour": Option(
+            "int", default=9000, help="call budget per base_url (Kandji allows 10,000/hour)"
+        ),
+    }
+
+    def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
+        super().__init__(source_name, settings, log)
+        self.base_url = _base_url(source_name, settings["base_url"])
+        self.host = urlsplit(self.base_url).netloc
+        self.streams = _chosen_streams(source_name, settings["streams"])
+        self._token = settings["api_token"]
+        self._http = make_session()
+        # Shared by every source and scope of this process on the same tenant.
+        self._budget = RateBudget.shared(f"kandji:{self.base_url}",
+                                         settings["requests_per_hour"], RATE_PERIOD)
+
+    # -- the connector contract ----------------------------------------------------------
+
+    def scopes(self) -> list[Scope]:
+        return [Scope(key=f"{self.host}/{name}", params={"host": self.host, "stream": name},
+                      snapshot=name == THREAT_DETAILS)
+                for name in self.streams]
+
+    def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
+        stream = STREAMS[scope.params["stream"]]
+        if stream.name == THREAT_DETAILS:
+            yield from self._threat_detail_changes(stream, memory)
+        elif stream.name == AUDIT_EVENTS:
+            query = {"limit": stream.limit, "sort_by": "occurred_at",
+                     "start_date": _wire_time(window.start), "end_date": _wire_time(window.end)}
+            yield from self._cursor_pages(stream, query)
+        else:
+            query = {"sort_by": "detection_date",
+                     "detection_date_from": _wire_time(window.start),
+                     "detection_date_to": _wire_time(window.end)}
+            yield from self._offset_pages(stream, query)
+
+    def normalize(self, scope: Scope, raw: Any) -> Normalized:
+        if not isinstance(raw, dict):
+            raise MalformedAlert("Kandji object is not a JSON object")
+        mapper = {AUDIT_EVENTS: normalize_audit_event,
+                  BEHAVIORAL_DETECTIONS: normalize_behavioral_detection,
+                  THREAT_DETAILS: normalize_threat_detail}[scope.params["stream"]]
+        return mapper(raw, scope.params["host"])
+
+    def check(self) -> str:
+        for name in self.streams:
+            stream = STREAMS[name]
+            self._get(stream, _probe_query(stream, self.settings["threat_details_days"]))
+        paths = ", ".join(STREAMS[name].path for name in self.streams)
+        return f"Kandji {self.host}: the API token reads {paths}"
+
+    def describe(self, raw: Any) -> str:
+        if isinstance(raw, dict) and "id" not in raw and "threat_name" in raw:
+            device = raw.get("device_name") or raw.get("device_id")
+            return f"threat detail {raw.get('threat_name')!r} on {device}"
+        return super().describe(raw)
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _cursor_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+        """Each page of a cursor-paged list, until `next` is null.
+
+        `next` is a full URL carrying `cursor=`. Its cursor is sent back to base_url with the
+        same query, which Kandji documents as equivalent: the window stays pinned and the
+        token never goes to whatever scheme or host Kandji wrote into the link.
+        """
+        sent: set[str] = set()
+        params = dict(query)
+        while True:
+            body = self._get(stream, params)
+            yield body["results"]
+            cursor = _next_cursor(body.get("next"), stream)
+            if cursor is None:
+                return
+            if cursor in sent:
+                raise WindowIncomplete(f"Kandji repeated a cursor of GET {stream.path}")
+            sent.add(cursor)
+            params = {**query, "cursor": cursor}
+
+    def _offset_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+        """Each page of a limit/offset list, until a short page without `next`."""
+        offset = 0
+        last_page: str | None = None
+        while True:
+            body = self._get(stream, {**query, "limit": stream.limit, "offset": offset})
+            page = body["results"]
+            if not page:
+                return
+            fingerprint = raw_sha256(page)
+            if fingerprint == last_page:
+                raise WindowIncomplete(
+                    f"Kandji answered GET {stream.path} offset {offset} with the page before it"
+                )
+            last_page = fingerprint
+            yield page
+            # `next` says more follow; a full page without it is checked with one more call.
+            if not body.get("next") and len(page) < stream.limit:
+                return
+            offset += len(page)
+
+    def _threat_detail_changes(self, stream: Stream, memory: Memory) -> Iterator[list[Any]]:
+        """The threat details new or changed since the last run's list (a snapshot diff)."""
+        if memory.current is not None:
+            return  # a later window of this run (a backfill): the snapshot is already taken
+        known = _versions(memory.previous)
+        current: dict[str, str] = {}
+        query = {"date_range": self.settings["threat_details_days"], "sort_by": "detection_date"}
+        try:
+            for page in self._offset_pages(stream, query):
+                changed = [raw for raw in page if _is_new_version(raw, known, current)]
+                if changed:
+                    yield changed
+        except WindowIncomplete as stop:
+            # Half a snapshot cannot be committed: the whole list is read again next run.
+            raise SourceError(f"{stop}; the threat details are listed again next run") from None
+        memory.current = {"versions": current}
+
+    # -- one call --------------------------------------------------------------------------
+
+    def _get(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One paced, authenticated GET (retried by the session); the JSON page it returns."""
+        self._budget.acquire()
+        call = f"GET {stream.path}"
+        with _network_errors(call, self.base_url):
+            response = self._http.get(
+                self.base_url + stream.path, params=params,
+                headers={"Authorization": f"Bearer {self._token.reveal()}",
+                         "Accept": "application/json"},
+            )
+        if response.status_code != 200:
+            raise api_error(response, stream, self.base_url)
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(f"Kandji answered {call} with a body that is not JSON; the next "
+                              "run reads the window again") from None
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise SourceError(f"Kandji answered {call} without a results list")
+        return body
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def _base_url(source: str, value: str) -> str:
+    """scheme://host[:port] of the tenant's API; http only towards this machine."""
+    where = f"sources.{source}.base_url"
+    parts = urlsplit(value.strip())
+    if (parts.scheme not in ("https", "http") or not parts.hostname
+            or parts.path.strip("/") or parts.query):
+        raise ConfigError(f"{where}: {value!r} is not a Kandji API URL; use {BASE_URL_FORM}, "
+                          "as Settings > Access shows it")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise ConfigError(f"{where}: plain http would send the API token unencrypted; use "
+                          "https:// (http is accepted for 127.0.0.1 and localhost only)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _chosen_streams(source: str, names: list[str]) -> list[str]:
+    unknown = [name for name in names if name not in STREAMS]
+    if unknown or not names:
+        raise ConfigError(f"sources.{source}.streams: {unknown[0] if unknown else '[]'} is not "
+                          f"a stream; choose from {', '.join(STREAMS)}")
+    return list(dict.fromkeys(names))
+
+
+# -- paging helpers ----------------------------------------------------------------------------
+
+
+def _wire_time(moment: datetime) -> str:
+    """The form Kandji's examples use: 2024-11-26T22:58:26.239570Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _next_cursor(link: Any, stream: Stream) -> str | None:
+    if not link:
+        return None
+    cursors = parse_qs(urlsplit(str(link)).query).get("cursor")
+    if not cursors or not cursors[-1]:
+        raise SourceError(f"Kandji's next link for GET {stream.path} carries no cursor")
+    return cursors[-1]
+
+
+def _probe_query(stream: Stream, days: int) -> dict[str, Any]:
+    """The cheapest call that proves the token may read the stream (for `alertpull check`)."""
+    if stream.name == AUDIT_EVENTS:
+        return {"limit": 1, "sort_by": "-occurred_at"}
+    if stream.name == THREAT_DETAILS:
+        return {"limit": 1, "date_range": days}
+    return {"limit": 1}
+
+
+def _versions(previous: Mapping[str, Any] | None) -> dict[str, str]:
+    versions = (previous or {}).get("versions")
+    return dict(versions) if isinstance(versions, dict) else {}
+
+
+def _is_new_version(raw: Any, known: Mapping[str, str], current: dict[str, str]) -> bool:
+    """Record raw's version in `current`; True if the last list (or this one) lacked it."""
+    try:
+        key = threat_detail_key(raw) if isinstance(raw, dict) else None
+    except MalformedAlert:
+        key = None
+    if key is None:
+        return True  # malformed: passed on for normalize() to report
+    sha = raw_sha256(raw)
+    before = current.get(key, known.get(key))
+    current[key] = sha
+    return sha != before
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _network_errors(call: str, base: str) -> Iterator[None]:
+    """Transport failures (after the session's retries) as one line naming the host."""
+    try:
+        yield
+    except requests.exceptions.SSLError:
+        raise SourceError(f"{call}: TLS verification of {base} failed; if a proxy or private CA "
+                          "signs its certificate, point REQUESTS_CA_BUNDLE at that CA") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise SourceError(f"{call}: {base} cut its response short; the next run reads the "
+                          "window again") from None
+    except requests.exceptions.RequestException as exc:
+        raise SourceError(f"{call}: cannot reach {base} after retries ({type(exc).__name__}); "
+                          "check base_url, the network and HTTPS_PROXY/NO_PROXY") from None
+
+
+def api_error(response: requests.Response, stream: Stream, base: str) -> SourceError:
+    """One line for a Kandji error answer (after the session's retries)."""
+    status = response.status_code
+    call = f"GET {stream.path}"
+    said = _said(response)
+    if status == 401:
+        return SourceError(f"Kandji rejected the API token for {call} (401{said}): the token is "
+                           f"invalid, expired or revoked; {TOKEN_FIX}")
+    if status == 403:
+        return SourceError(f"Kandji denied {call} (403{said}): the API token lacks the "
+                           f"permission {stream.permission!r}; tick it in Kandji Settings > "
+                           "Access > the token > Permissions")
+    if status == 404:
+        return SourceError(f"Kandji answered 404 to {call} at {base}: check base_url, "
+                           f"{BASE_URL_FORM}")
+    if status == 429:
+        return SourceError(f"Kandji kept rate-limiting {call} (429) after retries: the tenant's "
+                           "10,000 requests/hour are used up; lower requests_per_hour or share "
+                           "the limit with fewer API clients; the next run resumes")
+    if status >= 500:
+        return SourceError(f"Kandji failed {call} with HTTP {status} after retries{said}; the "
+                           "next run reads the window again")
+    return SourceError(f"Kandji refused {call} with HTTP {status}{said}")
+
+
+def _said(response: requests.Response) -> str:
+    """`: <detail>` from Kandji's error body ({"detail": ...}, or the text), or ''."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text = body.get("detail") if isinstance(body, dict) and "detail" in body else response.text
+    flat = " ".join(str(text or "").split())
+    if not flat:
+        return ""
+    return f": {flat}" if len(flat) <= 200 else f": {flat[:199]}…"
+
+
+# -- normalization: shared ------------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime | None:
+    """A wire timestamp (a naive one is UTC), or None when absent, empty or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def _required_time(raw: dict[str, Any], field: str, what: str) -> datetime:
+    value = raw.get(field)
+    if value in (None, ""):
+        raise MalformedAlert(f"Kandji {what} has no {field}")
+    moment = _time(value)
+    if moment is None:
+        raise MalformedAlert(f"Kandji {what} {field} {value!r} is not a time")
+    return moment
+
+
+def _required_text(raw: dict[str, Any], field: str, what: str) -> str:
+    value = raw.get(field)
+    if not isinstance(value, str) or not value:
+        raise MalformedAlert(f"Kandji {what} has no {field}")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
+
+
+def _unique(values: Iterable[Any]) -> list[str]:
+    """Non-empty strings, first occurrence order, no duplicates."""
+    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def _severity(stream: str, rule: str) -> tuple[str, str]:
+    return SEVERITY_POLICY.get((stream, rule), "unknown"), f"policy:{rule}"
+
+
+def _status(stream: str, value: Any) -> tuple[str, str | None]:
+    raw = _text(value)
+    return STATUS_POLICY.get((stream, (raw or "").lower()), "unknown"), raw
+
+
+def humanize(identifier: str) -> str:
+    """edr_threat -> "EDR threat", library_item -> "Library item"."""
+    words = [ACRONYMS.get(word, word) for word in identifier.replace("-", "_").split("_") if word]
+    if not words:
+        return identifier
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+def _device(ident: Any, name: Any, serial: Any) -> list[dict[str, Any]]:
+    device = _compact({"type": "device", "id": _text(ident), "name": _text(name),
+                       "serial_number": _text(serial)})
+    return [device] if device.get("id") or device.get("name") else []
+
+
+def _local_accounts(names: Iterable[Any]) -> list[dict[str, Any]]:
+    """The device accounts that owned the processes involved."""
+    return [{"type": "local_account", "name": name} for name in _unique(names)]
+
+
+# -- audit events ----------------------------------------------------------------------------------
+
+
+def audit_rule(raw: dict[str, Any]) -> str:
+    """The SEVERITY_POLICY rule of an audit event: edr_detection, edr_other or other."""
+    target = f"{raw.get('target_type') or ''} {raw.get('target_component') or ''}".lower()
+    if not any(word in target for word in EDR_TARGET_WORDS):
+        return "other"
+    return "edr_detection" if "detect" in str(raw.get("action") or "").lower() else "edr_other"
+
+
+def normalize_audit_event(raw: dict[str, Any], host: str) -> Normalized:
+    what = "audit event"
+    native_id = _required_text(raw, "id", what)
+    occurred_at = _required_time(raw, "occurred_at", what)
+    action = _text(raw.get("action")) or "event"
+    target_type = _text(raw.get("target_type")) or "object"
+    name = _text(_object(raw.get("new_state")).get("name"))
+    rule = audit_rule(raw)
+    severity, severity_raw = _severity(AUDIT_EVENTS, rule)
+    title = f"{humanize(target_type)} {action}" + (f": {name}" if name else "")
+    return Normalized(
+        native_id=native_id,
+        tenant=host,
+        changed_at=occurred_at,
+        title=title,
+        severity=severity,
+        severity_raw=severity_raw,
+        status="new",  # an audit event has no lifecycle
+        status_raw=None,
+        created_at=occurred_at,
+        updated_at=occurred_at,
+        link=None,
+        extra={
+            "category": "EDR" if rule != "other" else target_type,
+            "type": action,
+            "product": "Kandji EDR" if rule != "other" else "Kandji",
+            "users": [_compact({"type": _text(raw.get("actor_type")),
+                                "id": _text(raw.get("actor_id"))})] if raw.get("actor_id") else [],
+            "resources": [_compact({"type": target_type, "id": _text(raw.get("target_id")),
+                                    "name": name,
+                                    "component": _text(raw.get("target_component"))})],
+        },
+    )
+
+
+# -- behavioral detections -------------------------------------------------------------------------
+
+
+def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized:
+    what = "behavioral detection"
+    native_id = _required_text(raw, "id", what)
+    detected_at = _required_time(raw, "detection_date", what)
+    classification = _text(raw.get("classification")) or ""
+    severity, severity_raw = _severity(BEHAVIORAL_DETECTIONS,
+                                       f"classification={classification.lower()}")
+    status, status_raw = _status(BEHAVIORAL_DETECTIONS, raw.get("threat_status"))
+    processes = {role: _object(raw.get(f"{role}_process")) for role in ("target", "parent")}
+    device = _object(raw.get("device_info"))
+    threat_id = _text(raw.get("threat_id"))
+    target_name = _text(processes["target"].get("name"))
+    title = " ".join(filter(None, [classification.capitalize() or "Unclassified",
+                                   "behavior detected", f"({threat_id})" if threat_id else None]))
+    if target_name:
+        title += f" in {target_name}"
+    return Normalized(
+        native_id=native_id,
+        tenant=host,
+        changed_at=detected_at,
+        title=title,
+        severity=severity,
+        severity_raw=severity_raw,
+        status=status,
+        status_raw=status_raw,
+        created_at=detected_at,
+        updated_at=detected_at,
+        link=None,
+        extra={
+            "description": _text(raw.get("description")),
+            "category": "behavioral_detection",
+            "type": threat_id,
+            "product": "Kandji EDR",
+            "first_seen_at": detected_at,
+            "resolved_at": detected_at if status == "resolved" else None,
+            "devices": _device(device.get("id"), device.get("name"),
+                               device.get("serial_number")),
+            "users": _local_accounts(p.get("owner") for p in processes.values()),
+            "resources": [entry for role, process in processes.items()
+                          if (entry := _process(role, process))],
+            "related": _compact({"hashes": _unique(p.get("sha256")
+                                                   for p in processes.values())}),
+        },
+    )
+
+
+def _process(role: str, process: dict[str, Any]) -> dict[str, Any]:
+    path, name = _text(process.get("image_path")), _text(process.get("name"))
+    if not (path or name):
+        return {}
+    pid = process.get("pid")
+    return _compact({
+        "type": "process", "role": role, "id": path or name, "name": name,
+        "command_line": _text(process.get("command_line")),
+        "pid": pid if isinstance(pid, int) else None,
+        "owner": _text(process.get("owner")), "sha256": _text(process.get("sha256")),
+    })
+
+
+# -- threat details --------------------------------------------------------------------------------
+
+THREAT_KEY_FIELDS = ("device_id", "file_hash", "file_path", "detection_date")
+
+
+def threat_detail_key(raw: dict[str, Any]) -> str:
+    """device_id|file_hash|file_path|detection_date: threat details have no id."""
+    return "|".join(_required_text(raw, field, "threat detail") for field in THREAT_KEY_FIELDS)
+
+
+def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
+    native_id = threat_detail_key(raw)
+    detected_at = _required_time(raw, "detection_date", "threat detail")
+    quarantined_at = _time(raw.get("date_of_quarantine"))
+    released_at = _time(raw.get("date_of_release"))
+    # The latest of the three is when this version came to be (a release is the usual one).
+    changed_at = max(t for t in (detected_at, quarantined_at, released_at) if t is not None)
+    classification = _text(raw.get("classification")) or ""
+    severity, severity_raw = _severity(THREAT_DETAILS, f"classification={classification.lower()}")
+    status, status_raw = _status(THREAT_DETAILS, raw.get("status"))
+    file_path, file_hash = raw["file_path"], raw["file_hash"]
+    label = ACRONYMS.get(classification.lower(), classification.capitalize()) or "Threat"
+    threat_name = _text(raw.get("threat_name"))
+    return Normalized(
+        native_id=native_id,
+        tenant=host,
+        changed_at=changed_at,
+        title=f"{label} detected: {threat_name or file_path.rsplit('/', 1)[-1]}",
+        severity=severity,
+        severity_raw=severity_raw,
+        status=status,
+        status_raw=status_raw,
+        created_at=detected_at,
+        updated_at=changed_at,
+        link=None,
+        extra={
+            "description": _release_note(raw),
+            "category": classification.lower() or None,
+            "type": threat_name,
+            "product": "Kandji EDR",
+            "first_seen_at": detected_at,
+            "resolved_at": quarantined_at if status == "resolved" else None,
+            "devices": _device(raw["device_id"], raw.get("device_name"),
+                               raw.get("device_serial_number")),
+            "users": _local_accounts([raw.get("process_owner")]),
+            "resources": [_compact({
+                "type": "file", "id": file_path, "name": file_path.rsplit("/", 1)[-1],
+                "sha256": file_hash, "bundle_path": _text(raw.get("bundle_path")),
+                "process": _text(raw.get("process_name")),
+            })],
+            "related": {"hashes": [file_hash]},
+        },
+    )
+
+
+def _release_note(raw: dict[str, Any]) -> str | None:
+    """Who released the file from quarantine and why, when someone did."""
+    by, note = _text(raw.get("released_by")), _text(raw.get("release_note"))
+    if not (by or note):
+        return None
+    return f"Released by {by or 'an admin'}" + (f": {note}" if note else "")
