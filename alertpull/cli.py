@@ -28,6 +28,8 @@ from alertpull.errors import (
 
 if TYPE_CHECKING:
     from alertpull.config import Config, SourceConfig
+    from alertpull.runner import SourceResult
+    from alertpull.state.base import StateStore
 
 DEFAULT_CONFIG = "alertpull.yaml"
 
@@ -107,9 +109,15 @@ def cli(ctx: click.Context, config_path: str, log_format: str | None, verbose: i
 @click.option("--refetch", is_flag=True,
               help="With --since: pull the whole range again, even what is already written.")
 @click.option("--dry-run", is_flag=True, help="Pull and count, but write no output or state.")
+@click.option("--format", "output_format", type=click.Choice(["native", "ocsf"]), default=None,
+              help="Write native records or OCSF 1.8.0 Detection Findings [default: the "
+                   "sink's format, else native].")
+@click.option("--metrics-file", metavar="PATH",
+              help="At the end, write Prometheus metrics here (node_exporter textfile).")
 @pass_ctx
 def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str | None,
-          until: str | None, refetch: bool, dry_run: bool) -> None:
+          until: str | None, refetch: bool, dry_run: bool, output_format: str | None,
+          metrics_file: str | None) -> None:
     """Pull what changed since each source's cursor and write it."""
     from alertpull.log import LOGGER, setup_logging, source_logger
     from alertpull.runner import FetchFlags, SourceRun, log_summary
@@ -121,11 +129,13 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
     now = utcnow()
     flags = FetchFlags(since=_time_option(since, "--since", now),
                        until=_time_option(until, "--until", now), refetch=refetch,
-                       dry_run=dry_run)
+                       dry_run=dry_run, output_format=output_format or ctx.config.sink["format"])
     if refetch and flags.since is None:
         raise ConfigError("--refetch needs --since T: say how far back to pull again")
     if flags.since and flags.until and flags.since >= flags.until:
         raise ConfigError("--since must be earlier than --until")
+    if metrics_file:
+        _check_metrics_dir(metrics_file)
     progress = setup_logging(ctx.log_format, ctx.verbosity)
     store = open_state(ctx.config.state)
     sink = open_sink(ctx.config.sink)
@@ -138,8 +148,32 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
     if sink.durable and not dry_run and any(r.counts.written for r in results):
         logging.getLogger(LOGGER).info("alerts written under %s", sink.location())
     statuses = {r.status for r in results}
+    if metrics_file and not _write_metrics(metrics_file, selected, results, store):
+        statuses.add("failed")
     sys.exit(EXIT_SOURCE_FAILED if "failed" in statuses else
              EXIT_LOCKED if "locked" in statuses else EXIT_OK)
+
+
+def _check_metrics_dir(path: str) -> None:
+    """Fail before pulling anything, rather than lose the metrics of a whole run."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"--metrics-file: directory {directory} does not exist; create it "
+                          "(node_exporter reads --collector.textfile.directory)")
+
+
+def _write_metrics(path: str, sources: list[SourceConfig], results: list[SourceResult],
+                   store: StateStore) -> bool:
+    """Write the run's metrics; a failure is logged and makes the run exit 1."""
+    from alertpull.log import LOGGER
+    from alertpull.metrics import run_metrics, write_metrics
+
+    try:
+        write_metrics(path, run_metrics(sources, results, store))
+    except OSError as exc:
+        logging.getLogger(LOGGER).error("cannot write metrics file %s: %s", path, exc.strerror)
+        return False
+    return True
 
 
 @cli.command("sources")
@@ -206,7 +240,9 @@ def _status_line(row: dict[str, Any]) -> str:
              f"lag {row['lag'] or '-'}",
              f"last success {row['last_success'] or 'never'}"]
     if counts:
-        parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)}")
+        parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)} "
+                     f"({counts.get('duplicates', 0)} duplicate, "
+                     f"{counts.get('malformed', 0)} malformed)")
     if row["last_failure"]:
         parts.append(f"last failure {row['last_failure']['at']}: {row['last_failure']['error']}")
     return "; ".join(parts)

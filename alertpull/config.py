@@ -35,11 +35,14 @@ STATE_OPTIONS: dict[str, dict[str, Option]] = {
         "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
     },
 }
+# One line per alert version: the native record, or an OCSF Detection Finding event.
+_FORMAT = Option(default="native", choices=("native", "ocsf"), help="native | ocsf")
 SINK_OPTIONS: dict[str, dict[str, Option]] = {
     "jsonl": {
         "type": Option(required=True),
         "path": Option(default="./alerts"),
         "compression": Option(default="none", choices=("none", "gzip")),
+        "format": _FORMAT,
     },
     "s3": {
         "type": Option(required=True),
@@ -51,8 +54,9 @@ SINK_OPTIONS: dict[str, dict[str, Option]] = {
         "sse": Option(choices=("AES256", "aws:kms")),
         "sse_kms_key_id": Option(),
         "spool_dir": Option(help="local directory for staged parts"),
+        "format": _FORMAT,
     },
-    "stdout": {"type": Option(required=True)},
+    "stdout": {"type": Option(required=True), "format": _FORMAT},
 }
 
 # Engine settings a source may override; `defaults:` sets them for every source.

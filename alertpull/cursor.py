@@ -179,6 +179,11 @@ class VersionFilter:
             self._added = 0
         return True
 
+    def known(self, key: str) -> bool:
+        """Whether a version of this alert was written before: in this run, or in the
+        overlap window the cursor remembers (older writes are beyond its memory)."""
+        return key in self._fresh or key in self._prior
+
     def _recent(self, versions: dict[str, tuple[int, str]],
                 mark_ms: int) -> dict[str, tuple[int, str]]:
         cutoff = mark_ms - self._overlap_ms

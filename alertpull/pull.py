@@ -16,6 +16,7 @@ from alertpull.cursor import Cursor, Interval, Plan, VersionFilter, WindowPolicy
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress
+from alertpull.ocsf import to_ocsf
 from alertpull.record import build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
 from alertpull.timeutil import format_time, from_epoch_ms, to_epoch_ms, utcnow
@@ -38,7 +39,8 @@ class Counts:
 class ScopePull:
     def __init__(self, source: str, source_type: str, connector: Connector, scope: Scope,
                  cursor: Cursor, plan: Plan, policy: WindowPolicy, writer: Writer | None,
-                 progress: Progress, log: logging.LoggerAdapter[Any]) -> None:
+                 progress: Progress, log: logging.LoggerAdapter[Any], *,
+                 output_format: str = "native") -> None:
         self.source = source
         self.source_type = source_type
         self.connector = connector
@@ -48,6 +50,7 @@ class ScopePull:
         self.writer = writer
         self.progress = progress
         self.log = log
+        self.output_format = output_format  # native | ocsf
         self.counts = Counts()
         self.versions = VersionFilter(cursor, policy.overlap, plan.end, refetch=policy.refetch,
                                       ordered=connector.ordered)
@@ -106,10 +109,19 @@ class ScopePull:
         if self._window_max_ms is None or changed_ms > self._window_max_ms:
             self._window_max_ms = changed_ms
         sha = raw_sha256(raw)
-        if not self.versions.admit(f"{alert.tenant}|{alert.native_id}", alert.changed_at, sha):
+        key = f"{alert.tenant}|{alert.native_id}"
+        seen_before = self.versions.known(key)
+        if not self.versions.admit(key, alert.changed_at, sha):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
         if self.writer is not None:
             record = build_record(self.source, self.source_type, alert, raw, sha, utcnow())
-            self.writer.write(json_line(record))
+            self.writer.write(self._line(record, seen_before))
+
+    def _line(self, record: dict[str, Any], seen_before: bool) -> bytes:
+        if self.output_format == "ocsf":
+            # Create vs Update: what this run and the cursor's overlap memory know of
+            # earlier versions is all there is (see alertpull.ocsf).
+            return json_line(to_ocsf(record, seen_before=seen_before))
+        return json_line(record)

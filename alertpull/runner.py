@@ -42,6 +42,7 @@ class FetchFlags:
     until: datetime | None = None
     refetch: bool = False
     dry_run: bool = False
+    output_format: str = "native"  # native | ocsf: `--format`, else the sink's `format`
 
 
 @dataclass
@@ -143,7 +144,8 @@ class SourceRun:
                 part_id = hashlib.sha256(scope.key.encode()).hexdigest()[:8]
                 writer = self.sink.open_part(self.config.name, self.started, self.run_id, part_id)
             pull = ScopePull(self.config.name, self.config.type, connector, scope, cursor, plan,
-                             policy, writer, self.progress, self.log)
+                             policy, writer, self.progress, self.log,
+                             output_format=self.flags.output_format)
             new_cursor = pull.run()
             part = writer.close() if writer is not None and writer.records else None
             if writer is not None and part is None:
@@ -152,12 +154,15 @@ class SourceRun:
         except AlertpullError as exc:
             error = str(exc)
         except OSError as exc:
-            error = f"cannot write output: {exc.strerror}: {exc.filename}"
+            where = f" ({exc.filename})" if exc.filename else ""
+            error = f"cannot write output under {self.sink.location()}: {exc.strerror}{where}"
         except Exception as exc:  # a connector bug must not take the other sources down
             error = unexpected(exc, self.log)
         if writer is not None:
             writer.discard()
-        return ScopeOutcome(scope, pull.counts if pull else Counts(), error=error)
+        counts = pull.counts if pull else Counts()
+        counts.written = 0  # its staged lines were discarded, never published
+        return ScopeOutcome(scope, counts, error=error)
 
     def _finish(self, doc: dict[str, Any], token: Any, outcomes: list[ScopeOutcome],
                 error: str | None) -> SourceResult:

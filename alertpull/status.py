@@ -16,7 +16,7 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None,
     marks = [c["watermark"] for c in scopes.values() if c.get("watermark")]
     # The source is as fresh as its most lagging scope.
     watermark = min(marks, key=parse_time) if marks else None
-    lag = format_duration(utcnow() - parse_time(watermark)) if watermark else None
+    lag = utcnow() - parse_time(watermark) if watermark else None
     last_run = doc.get("last_run")
     state = ("unreadable state" if state_error else "never run" if not last_run
              else "ok" if last_run["ok"] else "failing")
@@ -25,9 +25,8 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None,
         "type": source.type,
         "state": state,
         "watermark": watermark,
-        "lag": lag,
-        "lag_seconds": int((utcnow() - parse_time(watermark)).total_seconds()) if watermark
-        else None,
+        "lag": format_duration(lag) if lag is not None else None,
+        "lag_seconds": int(lag.total_seconds()) if lag is not None else None,
         "last_success": doc.get("last_success"),
         "last_failure": doc.get("last_failure") or (
             {"at": None, "error": state_error} if state_error else None),

@@ -3,6 +3,7 @@ version is in the published output exactly once."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import subprocess
 import time
@@ -80,3 +81,22 @@ def test_sigkill_at_a_random_moment_of_a_slow_pull(aws: AwsWorld, kill_after: fl
     rerun = aws.fetch()
     assert rerun.returncode == 0, rerun.stderr
     assert_exactly_once(aws, 300)
+
+
+def test_a_full_disk_fails_the_source_cleanly_and_a_rerun_writes_everything_once(
+        aws: AwsWorld) -> None:
+    aws.add(200, first=0, base_time=hours_ago(3), step=timedelta(seconds=30))
+
+    def small_disk() -> None:  # files may not grow past 64 KiB, as on a full filesystem
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    full = subprocess.run([ALERTPULL, "-c", str(aws.config_path), "fetch", "--all"],
+                          env=aws.env, capture_output=True, text=True, preexec_fn=small_disk,
+                          check=False)
+    assert full.returncode == 1, full.stderr
+    assert f"cannot write output under {aws.alerts}: File too large" in full.stderr
+    assert "alerts written" not in full.stderr
+    assert "Traceback" not in full.stderr
+    assert aws.records() == [] and not [p for p in aws.alerts.rglob("*") if p.is_file()]
+    assert aws.fetch().returncode == 0
+    assert_exactly_once(aws, 200)

@@ -21,7 +21,8 @@ class LocalSink(Sink):
         relative = part_name(source, started, run_id, part, ".gz" if self.compress else "")
         final = os.path.join(self.root, relative)
         # Staged beside the final file (same filesystem, so the rename is atomic) under a
-        # leading dot, which Hive, Spark, Athena and DuckDB globs skip.
+        # leading dot, which Hive, Spark and Athena skip (DuckDB needs a [!.]* glob; see
+        # the README).
         staged = os.path.join(os.path.dirname(final), "." + os.path.basename(final) + ".tmp")
         return PartWriter(staged, final, self.compress)
 

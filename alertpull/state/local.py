@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from alertpull.errors import LockHeld, StateError
-from alertpull.fileutil import fsync_dir
+from alertpull.fileutil import write_atomic
 from alertpull.state.base import StateStore, parse_document, render_document
 
 
@@ -38,18 +37,7 @@ class LocalStateStore(StateStore):
         current = os.stat(path).st_mtime_ns if os.path.exists(path) else None
         if current != token:
             raise StateError(f"state {path} was changed by another process during this run")
-        fd, tmp = tempfile.mkstemp(prefix=f".{source}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(render_document(doc))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-            raise
-        fsync_dir(self.root)
+        write_atomic(path, render_document(doc))
         return os.stat(path).st_mtime_ns
 
     def discard(self, source: str) -> None:
