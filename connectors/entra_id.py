@@ -107,7 +107,7 @@ class EntraIdConnector(Connector):
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
             for name, stream in STREAMS.items()
         }
-        self.graph = GraphClient(self.app, log)
+        self.graph = GraphClient(self.app, log, settings["timeout_seconds"])
 
     # -- the connector contract ----------------------------------------------------------
 

@@ -31,6 +31,7 @@ from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 # checks only the minimum, so a larger value would reach the server and fail there.
 MAX_PAGE = 50
 SORT_ASCENDING = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
+CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
 FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
 # Key under which our after-call hook attaches the wire findings to GetFindings' reply.
 WIRE_FINDINGS = "alertpull:wire-findings"
@@ -63,6 +64,9 @@ class GuardDutyConnector(Connector):
         ),
         "include_archived": Option(
             "bool", default=True, help="also pull archived findings, with status 'archived'"
+        ),
+        "timeout_seconds": Option(
+            "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
     }
 
@@ -238,7 +242,7 @@ class GuardDutyConnector(Connector):
             region_name=region,
             # None lets botocore apply AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL itself.
             endpoint_url=self.settings["endpoint_url"] if service == "guardduty" else None,
-            config=_botocore_config(),
+            config=_botocore_config(self.settings["timeout_seconds"]),
         )
         if service == "guardduty":
             client.meta.events.register("before-parse.guardduty", _reject_cut_body)
@@ -250,13 +254,13 @@ class GuardDutyConnector(Connector):
 # -- boto3 plumbing ------------------------------------------------------------------------
 
 
-def _botocore_config() -> Any:
+def _botocore_config(timeout_seconds: int) -> Any:
     from botocore.config import Config
 
     # botocore's standard retry mode backs off on 429, Throttling* and 5xx by itself.
     return Config(
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(CONNECT_TIMEOUT, timeout_seconds),
+        read_timeout=timeout_seconds,
         retries={"mode": "standard", "max_attempts": 8},
     )
 
@@ -297,7 +301,8 @@ def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) 
         extra_args["ExternalId"] = settings["external_id"].reveal()
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=functools.partial(
-            source.create_client, region_name=region, config=_botocore_config()
+            source.create_client, region_name=region,
+            config=_botocore_config(settings["timeout_seconds"]),
         ),
         source_credentials=source_credentials,
         role_arn=settings["role_arn"],

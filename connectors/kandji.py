@@ -36,7 +36,7 @@ import requests
 
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
-from alertpull.http import RateBudget, make_session
+from alertpull.http import DEFAULT_TIMEOUT, RateBudget, make_session
 from alertpull.record import Normalized, raw_sha256
 from alertpull.timeutil import parse_time
 
@@ -118,6 +118,8 @@ class KandjiConnector(Connector):
         ),
         "requests_per_hour": Option(
             "int", default=9000, help="call budget per base_url (Kandji allows 10,000/hour)"
+        ),        "timeout_seconds": Option(
+            "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
     }
 
@@ -127,7 +129,9 @@ class KandjiConnector(Connector):
         self.host = urlsplit(self.base_url).netloc
         self.streams = _chosen_streams(source_name, settings["streams"])
         self._token = settings["api_token"]
-        self._http = make_session()
+        seconds = settings["timeout_seconds"]
+        # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
+        self._http = make_session(timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds))
         # Shared by every source and scope of this process on the same tenant.
         self._budget = RateBudget.shared(f"kandji:{self.base_url}",
                                          settings["requests_per_hour"], RATE_PERIOD)

@@ -17,7 +17,7 @@ One implementation, for every Graph source, of:
 A connector uses it as:
 
     app = GraphApp.from_settings(source_name, settings)     # settings include GRAPH_OPTIONS
-    graph = GraphClient(app, log)
+    graph = GraphClient(app, log, settings["timeout_seconds"])
     devices = Endpoint("/v1.0/deviceManagement/managedDevices",
                        "DeviceManagementManagedDevices.Read.All",
                        RateBudget.shared(f"msgraph-intune:{app.tenant_id}", 100, 20.0))
@@ -42,7 +42,13 @@ import requests
 
 from alertpull.connector import Option, Secret
 from alertpull.errors import ConfigError, SourceError, WindowIncomplete
-from alertpull.http import RETRY_STATUSES, CappedRetry, RateBudget, make_session
+from alertpull.http import (
+    DEFAULT_TIMEOUT,
+    RETRY_STATUSES,
+    CappedRetry,
+    RateBudget,
+    make_session,
+)
 
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 PUBLIC_GRAPH = "https://graph.microsoft.com"
@@ -67,6 +73,9 @@ GRAPH_OPTIONS: dict[str, Option] = {
     "graph_endpoint": Option(
         default=PUBLIC_GRAPH,
         help="Graph host, e.g. https://graph.microsoft.us or https://microsoftgraph.chinacloudapi.cn",
+    ),
+    "timeout_seconds": Option(
+        "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
     ),
 }
 
@@ -198,11 +207,14 @@ class Endpoint:
 class GraphClient:
     """Authenticated, paced, paged GETs on Graph. Shared by the threads of one run."""
 
-    def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any],
+                 timeout_seconds: float) -> None:
         self.app = app
         self.log = log
-        self._auth_http = make_session()  # MSAL's calls: the engine's policy as it is
-        self._graph_http = make_session(statuses=SERVER_ERRORS)
+        # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
+        timeout = (min(DEFAULT_TIMEOUT[0], timeout_seconds), timeout_seconds)
+        self._auth_http = make_session(timeout=timeout)  # MSAL's calls: the engine's policy
+        self._graph_http = make_session(statuses=SERVER_ERRORS, timeout=timeout)
         self._lock = threading.Lock()
         self._msal: Any = None
         self._token: str | None = None

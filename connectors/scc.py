@@ -38,7 +38,6 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 VIEWER_ROLE = "roles/securitycenter.findingsViewer"
 PAGE_SIZE = 1000  # the API's maximum (its default is 10)
 ORDER_BY = "event_time"
-CALL_TIMEOUT = 60.0  # seconds per attempt, connect and read alike
 RETRY_INITIAL, RETRY_MAXIMUM, RETRY_DEADLINE = 1.0, 32.0, 180.0  # seconds
 GLOBAL = "global"
 CONSOLE = "https://console.cloud.google.com/security/command-center/findingsv2"
@@ -96,6 +95,10 @@ class SccConnector(Connector):
             "int",
             default=900,
             help="pace list calls under SCC's 1,000 reads/min quota, shared per quota project",
+        ),        "timeout_seconds": Option(
+            "int",
+            default=60,
+            help="seconds to wait for a vendor's answer (connect and read), per attempt",
         ),
     }
 
@@ -183,7 +186,8 @@ class SccConnector(Connector):
         """list_findings' pager, its first page read within the read budget."""
         client = self._client(scope.params["location"])
         self._budget().acquire()
-        return client.list_findings(request=request, retry=_retry(), timeout=CALL_TIMEOUT)
+        return client.list_findings(request=request, retry=_retry(),
+                                    timeout=self.settings["timeout_seconds"])
 
     def _ensure_auth(self) -> _Auth:
         with self._lock:
