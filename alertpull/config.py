@@ -140,7 +140,13 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
     if option.kind == "list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings, e.g. [a, b]")
-        return [_expand_env(v, where) for v in value]
+        items = list(dict.fromkeys(_expand_env(v, where) for v in value))
+        if option.choices:
+            wrong = [v for v in items if v not in option.choices] or ([] if items else ["[]"])
+            if wrong:
+                raise ConfigError(f"{where}: {wrong[0]} is not one of "
+                                  f"{', '.join(option.choices)}")
+        return items
     if option.kind == "map":
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping")

@@ -28,7 +28,7 @@ class Option:
     kind: "str", "path" (relative to the config file, ~ expanded), "int", "bool",
     "duration", "list", "map". A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
-    `choices` limits a string to those values.
+    `choices` limits a string, or every item of a (non-empty) list, to those values.
     """
 
     kind: str = "str"

@@ -81,6 +81,17 @@ class Normalized:
             raise ValueError(f"unknown record fields {sorted(unknown)}")
 
 
+def dig(obj: Any, *path: str) -> Any:
+    """obj[path[0]][path[1]]…, or None where a level is missing or is not an object.
+
+    Vendor payloads are partial and change; normalizers read them through this."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)

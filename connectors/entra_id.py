@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized
+from alertpull.record import Normalized, dig
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -86,9 +86,9 @@ class EntraIdConnector(Connector):
     ordered = True  # alerts are; risk detections turn a cut window into an error instead
     options: ClassVar[Mapping[str, Option]] = {
         **GRAPH_OPTIONS,
-        "streams": Option(
-            "list", default=[ALERTS, RISK_DETECTIONS], help="any of alerts, risk_detections"
-        ),
+        "streams": Option("list", default=[ALERTS, RISK_DETECTIONS],
+                          choices=(ALERTS, RISK_DETECTIONS),
+                          help="the streams to pull, each with its own cursor"),
         "service_sources": Option(
             "list", help="only alerts of these serviceSource values, e.g. [microsoft365Defender]"
         ),
@@ -101,7 +101,7 @@ class EntraIdConnector(Connector):
                  log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
         super().__init__(source_name, settings, log)
         self.app = GraphApp.from_settings(source_name, settings)
-        self.streams = _chosen_streams(source_name, settings["streams"])
+        self.streams: list[str] = settings["streams"]
         self.service_filter = _service_filter(source_name, settings["service_sources"])
         self.endpoints = {
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
@@ -188,14 +188,6 @@ class OrderWatch:
             if self._last is not None and changed < self._last:
                 self.ascending = False
             self._last = changed
-
-
-def _chosen_streams(source: str, names: list[str]) -> list[str]:
-    unknown = [name for name in names if name not in STREAMS]
-    if unknown or not names:
-        raise ConfigError(f"sources.{source}.streams: {unknown[0] if unknown else '[]'} is not "
-                          f"a stream; choose from {', '.join(STREAMS)}")
-    return list(dict.fromkeys(names))
 
 
 def _service_filter(source: str, sources: list[str] | None) -> str | None:
@@ -299,7 +291,7 @@ def _evidence_related(evidence: list[dict[str, Any]]) -> dict[str, list[str]]:
             if isinstance(file, dict):
                 hashes += [file.get("sha1"), file.get("sha256")]
         emails += [item.get("primaryAddress"), item.get("recipientEmailAddress")]
-        emails += [_dig(item, "p1Sender", "emailAddress"), _dig(item, "p2Sender", "emailAddress")]
+        emails += [dig(item, "p1Sender", "emailAddress"), dig(item, "p2Sender", "emailAddress")]
     return {"ips": _ips(ips), "urls": _strings(urls), "hashes": _strings(hashes),
             "emails": _strings(emails)}
 
@@ -429,11 +421,6 @@ def _required_time(raw: dict[str, Any], name: str, what: str) -> datetime:
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
-
-def _dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
 
 
 def _strings(values: Iterable[Any]) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from alertpull.connector import Connector, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized
+from alertpull.record import Normalized, dig
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
@@ -497,14 +497,6 @@ def _severity_number(value: Any) -> float:
         raise MalformedAlert(f"GuardDuty finding severity {value!r} is not a number") from None
 
 
-def _dig(obj: Any, *path: str) -> Any:
-    """obj[path[0]][path[1]]…, or None where a level is missing or not an object."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
 
 def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[str, Any]:
     finding_type = raw["type"]
@@ -587,7 +579,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _users(resource: dict[str, Any]) -> list[dict[str, Any]]:
     access_key = resource.get("accessKeyDetails") or {}
-    kubernetes = _dig(resource, "kubernetesDetails", "kubernetesUserDetails") or {}
+    kubernetes = dig(resource, "kubernetesDetails", "kubernetesUserDetails") or {}
     database = resource.get("rdsDbUserDetails") or {}
     candidates = [
         {
@@ -612,21 +604,21 @@ _REMOTE_IP_ACTIONS = (
 
 def _related(service: dict[str, Any]) -> dict[str, list[str]]:
     action = service.get("action") or {}
-    remotes = [_dig(action, name, "remoteIpDetails") for name in _REMOTE_IP_ACTIONS]
+    remotes = [dig(action, name, "remoteIpDetails") for name in _REMOTE_IP_ACTIONS]
     remotes += [
-        _dig(probe, "remoteIpDetails")
-        for probe in _dig(action, "portProbeAction", "portProbeDetails") or []
+        dig(probe, "remoteIpDetails")
+        for probe in dig(action, "portProbeAction", "portProbeDetails") or []
     ]
     related = {
         "ips": _unique(
             ip
             for remote in remotes
-            for ip in (_dig(remote, "ipAddressV4"), _dig(remote, "ipAddressV6"))
+            for ip in (dig(remote, "ipAddressV4"), dig(remote, "ipAddressV6"))
         ),
         "domains": _unique(
             [
-                _dig(action, "dnsRequestAction", "domain"),
-                _dig(action, "awsApiCallAction", "domainDetails", "domain"),
+                dig(action, "dnsRequestAction", "domain"),
+                dig(action, "awsApiCallAction", "domainDetails", "domain"),
             ]
         ),
         "hashes": _unique(_hashes(service)),
@@ -636,15 +628,15 @@ def _related(service: dict[str, Any]) -> dict[str, list[str]]:
 
 def _hashes(service: dict[str, Any]) -> Iterator[Any]:
     """The runtime process's executable and the files malware scans found."""
-    yield _dig(service, "runtimeDetails", "process", "executableSha256")
-    ebs_threats = _dig(
+    yield dig(service, "runtimeDetails", "process", "executableSha256")
+    ebs_threats = dig(
         service, "ebsVolumeScanDetails", "scanDetections", "threatDetectedByName", "threatNames"
     )
     for threat in ebs_threats or []:
-        yield from (_dig(path, "hash") for path in _dig(threat, "filePaths") or [])
-    for threat in _dig(service, "malwareScanDetails", "threats") or []:
-        yield _dig(threat, "hash")
-        yield from (_dig(path, "hash") for path in _dig(threat, "itemPaths") or [])
+        yield from (dig(path, "hash") for path in dig(threat, "filePaths") or [])
+    for threat in dig(service, "malwareScanDetails", "threats") or []:
+        yield dig(threat, "hash")
+        yield from (dig(path, "hash") for path in dig(threat, "itemPaths") or [])
 
 
 def _unique(values: Iterable[Any]) -> list[str]:

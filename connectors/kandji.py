@@ -112,7 +112,9 @@ class KandjiConnector(Connector):
         "api_token": Option(required=True, secret=True,
                             help="API token from Kandji Settings > Access"),
         "streams": Option("list", default=[AUDIT_EVENTS, BEHAVIORAL_DETECTIONS],
-                          help="any of audit_events, behavioral_detections, threat_details"),
+                          choices=(AUDIT_EVENTS, BEHAVIORAL_DETECTIONS, THREAT_DETAILS),
+                          help="the streams to pull, each with its own cursor (threat_details "
+                          "is opt-in)"),
         "threat_details_days": Option(
             "int", default=7, help="threat details are re-listed this many days back"
         ),
@@ -127,7 +129,7 @@ class KandjiConnector(Connector):
         super().__init__(source_name, settings, log)
         self.base_url = _base_url(source_name, settings["base_url"])
         self.host = urlsplit(self.base_url).netloc
-        self.streams = _chosen_streams(source_name, settings["streams"])
+        self.streams: list[str] = settings["streams"]
         self._token = settings["api_token"]
         seconds = settings["timeout_seconds"]
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
@@ -277,14 +279,6 @@ def _base_url(source: str, value: str) -> str:
         raise ConfigError(f"{where}: plain http would send the API token unencrypted; use "
                           "https:// (http is accepted for 127.0.0.1 and localhost only)")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _chosen_streams(source: str, names: list[str]) -> list[str]:
-    unknown = [name for name in names if name not in STREAMS]
-    if unknown or not names:
-        raise ConfigError(f"sources.{source}.streams: {unknown[0] if unknown else '[]'} is not "
-                          f"a stream; choose from {', '.join(STREAMS)}")
-    return list(dict.fromkeys(names))
 
 
 # -- paging helpers ----------------------------------------------------------------------------

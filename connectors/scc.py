@@ -31,7 +31,7 @@ from urllib.parse import quote
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized
+from alertpull.record import Normalized, dig
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -177,7 +177,7 @@ class SccConnector(Connector):
         )
 
     def describe(self, raw: Any) -> str:
-        name = _dig(raw, "finding", "name")
+        name = dig(raw, "finding", "name")
         return name if isinstance(name, str) and name else "<unnamed SCC finding>"
 
     # -- credentials, clients, pacing ----------------------------------------------------
@@ -529,7 +529,7 @@ def console_link(name: str, resource: dict[str, Any]) -> str | None:
     """The finding's page in the console; None when its organization is unknown."""
     kind, _, rest = name.partition("/")
     ident = rest.split("/", 1)[0]
-    organization = crm_ancestor(_dig(resource, "gcpMetadata", "organization") or "")
+    organization = crm_ancestor(dig(resource, "gcpMetadata", "organization") or "")
     if kind == "organizations":
         context = f"organizationId={ident}"
     elif kind == "projects":
@@ -540,14 +540,6 @@ def console_link(name: str, resource: dict[str, Any]) -> str | None:
         return None
     return f"{CONSOLE};name={quote(name, safe='')}?{context}"
 
-
-def _dig(obj: Any, *path: str) -> Any:
-    """obj[path[0]][path[1]]…, or None where a level is missing or not an object."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def _extra(finding: dict[str, Any], resource: dict[str, Any], category: str,
@@ -626,11 +618,11 @@ def _related(finding: dict[str, Any]) -> dict[str, list[str]]:
 def _hashes(finding: dict[str, Any]) -> Iterator[Any]:
     """SHA-256 of the files and of the processes' binaries, scripts and libraries."""
     for file in finding.get("files") or []:
-        yield _dig(file, "sha256")
+        yield dig(file, "sha256")
     for process in finding.get("processes") or []:
-        yield _dig(process, "binary", "sha256")
-        yield _dig(process, "script", "sha256")
-        yield from (_dig(library, "sha256") for library in _dig(process, "libraries") or [])
+        yield dig(process, "binary", "sha256")
+        yield dig(process, "script", "sha256")
+        yield from (dig(library, "sha256") for library in dig(process, "libraries") or [])
 
 
 def _unique(values: Iterable[Any]) -> list[str]:

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, raw_sha256
+from alertpull.record import Normalized, dig, raw_sha256
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
@@ -520,15 +520,15 @@ def _generic(data: dict[str, Any]) -> Payload:
 
 def _account_warning(data: dict[str, Any]) -> Payload:
     """Suspicious login, leaked password, suspicious programmatic login, …"""
-    return Payload(ips=_strings([_dig(data, "loginDetails", "ipAddress")]))
+    return Payload(ips=_strings([dig(data, "loginDetails", "ipAddress")]))
 
 
 def _mail_phishing(data: dict[str, Any]) -> Payload:
     """User reported phishing, phishing/malware reclassification, suspicious message, …"""
     messages = [m for m in _list(data.get("messages")) if isinstance(m, dict)]
     senders = _strings(
-        [_dig(data, "maliciousEntity", "fromHeader"),
-         _dig(data, "maliciousEntity", "entity", "emailAddress")]
+        [dig(data, "maliciousEntity", "fromHeader"),
+         dig(data, "maliciousEntity", "entity", "emailAddress")]
     )
     return Payload(
         users=_strings(m.get("recipient") for m in messages),
@@ -643,13 +643,6 @@ def _list(value: Any) -> list[Any]:
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
-
-def _dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def _strings(values: Iterable[Any]) -> list[str]:

@@ -52,6 +52,11 @@ BAD_CONFIGS = [
     ("sources: {aws: {type: guardduty, overlap: 99999999999d}}\n", "sources.aws.overlap"),
     ("defaults: {first_run_since: 1m}\nsources: {aws: {type: guardduty}}\n", "first_run_since"),
     ("sources: [aws]\n", "expected a mapping of source name"),
+    ("sources: {k: {type: kandji, base_url: 'https://a.api.kandji.io', api_token: t, "
+     "streams: [audit_events, alerts]}}\n",
+     "sources.k.streams: alerts is not one of audit_events, behavioral_detections"),
+    ("sources: {i: {type: intune, tenant_id: t, client_id: c, client_secret: s, streams: []}}\n",
+     "sources.i.streams: [] is not one of audit_events, device_posture"),
 ]
 
 
