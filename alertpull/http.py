@@ -95,11 +95,12 @@ class RateBudget:
 
     @classmethod
     def shared(cls, key: str, calls: int, period: float) -> RateBudget:
-        """One budget per key (e.g. per tenant), so every source on it shares the limit."""
+        """One budget per key (e.g. per tenant), so every source on it shares the limit;
+        when sources ask for different rates, the strictest holds for all."""
         with cls._registry_lock:
-            if key not in cls._registry:
-                cls._registry[key] = cls(calls, period)
-            return cls._registry[key]
+            budget = cls._registry.setdefault(key, cls(calls, period))
+            budget.interval = max(budget.interval, period / calls)
+            return budget
 
     def acquire(self) -> None:
         """Block until the next call is within budget (calls are evenly spaced)."""

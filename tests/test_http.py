@@ -77,6 +77,8 @@ def test_rate_budget_spaces_calls_evenly() -> None:
     assert time.monotonic() - started >= 0.45  # 5 intervals of 0.1 s after the first call
 
 
-def test_shared_budget_is_one_per_key() -> None:
-    assert RateBudget.shared("tenant-a", 1, 1.0) is RateBudget.shared("tenant-a", 5, 1.0)
+def test_shared_budget_is_one_per_key_at_the_strictest_rate() -> None:
+    loose = RateBudget.shared("tenant-a", 5, 1.0)
+    assert RateBudget.shared("tenant-a", 1, 1.0) is loose
+    assert loose.interval == 1.0  # the stricter of 5/s and 1/s
     assert RateBudget.shared("tenant-a", 1, 1.0) is not RateBudget.shared("tenant-b", 1, 1.0)
