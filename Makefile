@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check alertpull connectors tests bench demo
+	$(VENV)/bin/ruff check alertpull connectors tests bench demo contrib
+	$(VENV)/bin/mypy alertpull connectors
 	$(PY) -m pytest
 
 demo: $(STAMP)

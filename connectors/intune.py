@@ -360,7 +360,7 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
     if happened is None:
         raise MalformedAlert(f"Intune audit event activityDateTime {raw['activityDateTime']!r} "
                              "is not a time")
-    actor = raw.get("actor") if isinstance(raw.get("actor"), dict) else {}
+    actor: dict[str, Any] = raw["actor"] if isinstance(raw.get("actor"), dict) else {}
     resources = [item for item in raw.get("resources") or [] if isinstance(item, dict)]
     return Normalized(
         native_id=ident,

@@ -63,9 +63,9 @@ class PartWriter:
         self.records = 0
         os.makedirs(os.path.dirname(staged), exist_ok=True)
         self._raw: IO[bytes] = open(staged, "wb")  # noqa: SIM115 (closed in close/discard)
-        self._out: IO[bytes] = (
-            gzip.GzipFile(fileobj=self._raw, mode="wb") if compress else self._raw
-        )
+        self._out: IO[bytes] = self._raw
+        if compress:
+            self._out = gzip.GzipFile(fileobj=self._raw, mode="wb")  # type: ignore[assignment]
 
     def write(self, line: bytes) -> None:
         self._out.write(line)
