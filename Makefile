@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check alertpull connectors tests bench demo contrib
+	$(VENV)/bin/ruff check alertpull connectors tests bench demo
 	$(VENV)/bin/mypy alertpull connectors
 	$(PY) -m pytest
 
