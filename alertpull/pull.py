@@ -87,7 +87,12 @@ class ScopePull:
             self.log.warning("%s: pull stopped early (%s); the next run resumes from %s",
                              self.scope.key, exc, format_time(reached))
             return [(window.start, reached)]
-        if not self.connector.ordered or not progressed:
+        if not self.connector.ordered:
+            # No mark can be trusted in an unordered stream: nothing of it is committed.
+            raise SourceError(
+                f"pull stopped early ({exc}); this scope is read again next run"
+            ) from None
+        if not progressed:
             raise SourceError(f"pull stopped early and made no progress: {exc}") from None
         return []
 

@@ -31,6 +31,7 @@ from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 # checks only the minimum, so a larger value would reach the server and fail there.
 MAX_PAGE = 50
 SORT_ASCENDING = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
+MAX_RETRIES = 8  # per call, after its first attempt (botocore's max_attempts key)
 CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
 FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
 # Key under which our after-call hook attaches the wire findings to GetFindings' reply.
@@ -245,9 +246,8 @@ class GuardDutyConnector(Connector):
             config=_botocore_config(self.settings["timeout_seconds"]),
         )
         if service == "guardduty":
-            client.meta.events.register("before-parse.guardduty", _reject_cut_body)
-            client.meta.events.register("before-parse.guardduty.GetFindings",
-                                        _take_wire_findings)
+            _retry_cut_bodies(client)
+            client.meta.events.register("before-parse.guardduty", _take_wire_body)
         return client
 
 
@@ -261,7 +261,7 @@ def _botocore_config(timeout_seconds: int) -> Any:
     return Config(
         connect_timeout=min(CONNECT_TIMEOUT, timeout_seconds),
         read_timeout=timeout_seconds,
-        retries={"mode": "standard", "max_attempts": 8},
+        retries={"mode": "standard", "max_attempts": MAX_RETRIES},
     )
 
 
@@ -323,30 +323,60 @@ def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) 
     return assumed
 
 
-def _reject_cut_body(response_dict: dict[str, Any], **_: Any) -> None:
-    """before-parse hook: botocore reads bodies without enforcing Content-Length, and parses
-    a 200 whose body was cut mid-way as an empty page, so the rest of the window would be
-    silently skipped. Fail the call instead."""
-    from botocore.exceptions import IncompleteReadError
+def _retry_cut_bodies(client: Any) -> None:
+    """Make a body cut short a closed connection, which botocore's retry policy retries.
 
-    expected = response_dict["headers"].get("content-length")
-    body = response_dict["body"]
-    if expected is not None and isinstance(body, bytes) and len(body) != int(expected):
-        raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(expected))
+    botocore reads bodies without enforcing Content-Length (it passes
+    enforce_content_length=False to urllib3), so a 200 cut mid-way would parse as an empty
+    page and the rest of the window be silently skipped; and an error raised after the
+    read, in a before-parse hook, escapes its retries. Checked inside the send, a short
+    body fails the attempt as urllib3 fails one whose connection closes mid-response.
+    """
+    from botocore.exceptions import ConnectionClosedError
+
+    session = client._endpoint.http_session  # botocore has no public hook inside its retries
+    send = session.send
+
+    def send_whole(request: Any) -> Any:
+        response = send(request)
+        expected = response.headers.get("content-length")
+        if (expected is not None and not request.stream_output
+                and len(response.content) != int(expected)):
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return response
+
+    session.send = send_whole
 
 
 _NO_FINDINGS = b'{"findings":[]}'
 
 
-def _take_wire_findings(response_dict: dict[str, Any],
-                        customized_response_dict: dict[str, Any], **_: Any) -> None:
-    """before-parse hook of GetFindings: hand the caller the findings exactly as sent
-    (camelCase, unknown fields kept) and let botocore parse an empty reply instead, since
-    its model-driven parse of findings we never use was ~40% of a pull's CPU."""
+def _take_wire_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
+                    operation_model: Any, **_: Any) -> None:
+    """before-parse hook of every GuardDuty call.
+
+    A 200 whose body is not JSON (a proxy's page, a reply mangled on the way) fails the
+    call: botocore would parse it as an empty reply. GetFindings hands the caller the
+    findings exactly as sent (camelCase, unknown fields kept) and lets botocore parse an
+    empty reply instead, since its model-driven parse of findings we never use was ~40% of
+    a pull's CPU.
+    """
     if response_dict["status_code"] != 200:
         return
-    _reject_cut_body(response_dict)
-    customized_response_dict[WIRE_FINDINGS] = json.loads(response_dict["body"])["findings"]
+    operation = operation_model.name
+    try:
+        body = json.loads(response_dict["body"])
+    except ValueError:
+        raise SourceError(
+            f"GuardDuty answered {operation} with a body that is not JSON; the next run reads "
+            "the window again"
+        ) from None
+    if operation != "GetFindings":
+        return
+    findings = body.get("findings") if isinstance(body, dict) else None
+    if not isinstance(findings, list):
+        raise SourceError("GuardDuty answered GetFindings without a findings list")
+    customized_response_dict[WIRE_FINDINGS] = findings
     response_dict["body"] = _NO_FINDINGS
     response_dict["headers"]["content-length"] = str(len(_NO_FINDINGS))
 
@@ -370,10 +400,10 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
     """One line for a botocore error: what failed, where, and what to fix."""
     from botocore.exceptions import (
         ClientError,
+        ConnectionClosedError,
         ConnectionError,
         CredentialRetrievalError,
         HTTPClientError,
-        IncompleteReadError,
         NoCredentialsError,
         PartialCredentialsError,
         ProfileNotFound,
@@ -391,14 +421,17 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
             f"no AWS credentials found{detail}: configure the standard chain (env vars, "
             "~/.aws, instance role) or set role_arn"
         )
+    if isinstance(err, ConnectionClosedError):  # mid-response, e.g. a body cut short
+        return (
+            f"AWS closed the connection mid-response{where}, still after retries; the next "
+            "run reads the window again"
+        )
     if isinstance(err, (ConnectionError, HTTPClientError)):  # refused, timeouts, TLS, proxy
         endpoint = getattr(err, "kwargs", {}).get("endpoint_url") or f"the AWS endpoint{where}"
         return (
             f"cannot reach {endpoint} after retries ({type(err).__name__}); check endpoint_url "
             "/ AWS_ENDPOINT_URL_*, the network and HTTPS_PROXY"
         )
-    if isinstance(err, IncompleteReadError):
-        return f"AWS cut its response{where} short ({err}); the next run reads the window again"
     if not isinstance(err, ClientError):
         return f"AWS call{where} failed: {_one_line(str(err))}"
     return _describe_client_error(err, where, detector_id)

@@ -245,7 +245,7 @@ class _Client:
         attempt = 1
         while True:
             try:
-                return dict(request.execute())
+                return _json_object(request.execute())
             except Exception as err:
                 reason = _transient_reason(err)
                 if reason is None or attempt == MAX_ATTEMPTS:
@@ -346,6 +346,17 @@ class _Client:
             f"cannot reach {where} after {MAX_ATTEMPTS} attempts ({type(err).__name__}: "
             f"{detail}); check api_endpoint, the network and HTTPS_PROXY/NO_PROXY"
         )
+
+
+def _json_object(body: Any) -> dict[str, Any]:
+    """An answer's JSON object. googleapiclient hands back a body that is not JSON (a proxy's
+    page, a reply cut short) as its text, which must not read as an empty page."""
+    if not isinstance(body, dict):
+        raise SourceError(
+            "Alert Center answered alerts.list with a body that is not a JSON object; the "
+            "next run reads the window again"
+        )
+    return body
 
 
 def read_key_file(path: str) -> dict[str, Any]:

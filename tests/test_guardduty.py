@@ -248,18 +248,44 @@ def test_throttling_is_retried_by_botocore(fake: AwsFake) -> None:
 
 
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_response_cut_mid_body_fails_instead_of_reading_as_an_empty_page(
-    fake: AwsFake, path: str
-) -> None:
+def test_a_response_cut_mid_body_is_read_again(fake: AwsFake, path: str) -> None:
     # botocore does not enforce Content-Length on these bodies and would parse the cut
     # JSON as a successful reply without findings or next token.
-    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    findings = make_findings(130)
+    fake.add_detector(REGION, DETECTOR, findings)
     fake.inject(on("POST", path), Fault(cut_body=True))
+
+    assert flat(pull(connector())) == findings[10:120]
+    assert fake.pending_faults == 0
+
+
+@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
+def test_a_response_always_cut_mid_body_fails_instead_of_reading_as_an_empty_page(
+    fake: AwsFake, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("alertpull.connectors.guardduty.MAX_RETRIES", 1)  # don't wait minutes
+    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    fake.inject(on("POST", path), Fault(cut_body=True), times=2)
 
     message = source_error(lambda: pull(connector()))
 
-    assert message.startswith("AWS cut its response in us-east-1 short (")
-    assert message.endswith("); the next run reads the window again")
+    assert message == ("AWS closed the connection mid-response in us-east-1, still after "
+                       "retries; the next run reads the window again")
+
+
+@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
+def test_a_reply_that_is_not_json_fails_instead_of_reading_as_an_empty_page(
+    fake: AwsFake, path: str
+) -> None:
+    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    not_json = Response(200, b'{"findingIds": [', {"Content-Type": "application/json"})
+    fake.inject(on("POST", path), Fault(response=not_json))
+
+    message = source_error(lambda: pull(connector()))
+
+    operation = "ListFindings" if path == LIST_PATH else "GetFindings"
+    assert message == (f"GuardDuty answered {operation} with a body that is not JSON; the "
+                       "next run reads the window again")
 
 
 def test_fetch_from_worker_threads_shares_the_clients_made_by_scopes(fake: AwsFake) -> None:
