@@ -149,7 +149,7 @@ class VersionFilter:
     changed-at read) for an ordered stream, nor below `end` for any other).
     """
 
-    _PRUNE_EVERY = 50_000
+    _PRUNE_FLOOR = 5_000  # fresh entries kept before the first prune
 
     def __init__(self, cursor: Cursor, overlap: timedelta, end: datetime, *, refetch: bool,
                  ordered: bool) -> None:
@@ -160,7 +160,7 @@ class VersionFilter:
         self._overlap_ms = int(overlap.total_seconds() * 1000)
         self._end_ms = to_epoch_ms(end)
         self._max_changed_ms: int | None = None
-        self._added = 0
+        self._prune_at = self._PRUNE_FLOOR
 
     def admit(self, key: str, changed: datetime, sha: str) -> bool:
         changed_ms = to_epoch_ms(changed)
@@ -172,11 +172,12 @@ class VersionFilter:
         if latest is not None and latest[1] == sha:
             return False
         self._fresh[key] = (changed_ms, sha)
-        self._added += 1
-        if self._added >= self._PRUNE_EVERY:
+        if len(self._fresh) >= self._prune_at:
             mark = min(self._end_ms, self._max_changed_ms) if self._ordered else self._end_ms
             self._fresh = self._recent(self._fresh, mark)
-            self._added = 0
+            # Twice what survived: pruning stays linear in the run however many alerts
+            # the overlap window itself holds.
+            self._prune_at = max(self._PRUNE_FLOOR, 2 * len(self._fresh))
         return True
 
     def known(self, key: str) -> bool:

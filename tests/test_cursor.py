@@ -129,7 +129,7 @@ def test_seen_versions_carry_over_to_the_next_run_only_within_the_overlap() -> N
 
 def test_a_long_unordered_run_never_forgets_the_previous_runs_versions(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(VersionFilter, "_PRUNE_EVERY", 10)
+    monkeypatch.setattr(VersionFilter, "_PRUNE_FLOOR", 10)
     cursor = Cursor(watermark=t(30), seen={"overlap-alert": (to_ms(t(30.5)), "x")})
     filter_ = versions(cursor, t(0), ordered=False)
     for i in range(100):  # a newest-first backlog: the overlap alerts come back last
@@ -138,7 +138,7 @@ def test_a_long_unordered_run_never_forgets_the_previous_runs_versions(
 
 
 def test_an_ordered_run_prunes_memory_as_it_goes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(VersionFilter, "_PRUNE_EVERY", 10)
+    monkeypatch.setattr(VersionFilter, "_PRUNE_FLOOR", 10)
     filter_ = versions(Cursor(), t(0))
     for i in range(1000):
         filter_.admit(f"a{i}", t(100 - i / 10), "v")
