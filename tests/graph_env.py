@@ -10,18 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from alertpull.timeutil import utcnow
-from tests.conftest import clean_env, read_records, run_cli
+from tests.conftest import clean_env
 from tests.fakes.graph import GraphFake
 from tests.fakes.graph_data import TENANT_ID
 from tests.fakes.tls import AppCertificate, ThrowawayCA, make_app_certificate, make_throwaway_ca
+from tests.world import CliWorld
 
 CLIENT_ID = "0e7d4c1b-2a3f-4b5c-8d9e-6f7a8b9c0d1e"
 SECRET = "Zx8Q~fake-client-secret-value-7f3a9c"  # shaped like an Entra secret Value
@@ -72,24 +70,10 @@ def connector_settings(fake: GraphFake | None, **overrides: Any) -> dict[str, An
 
 
 @dataclass
-class GraphWorld:
+class GraphWorld(CliWorld):
     """The fake, a working directory and the cron-like environment the CLI runs in."""
 
     fake: GraphFake
-    root: Path
-    env: dict[str, str]
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "alertpull.yaml"
-
-    @property
-    def alerts(self) -> Path:
-        return self.root / "alerts"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The YAML block of the source; an override of None drops that key."""
@@ -105,36 +89,15 @@ class GraphWorld:
         return {key: value for key, value in block.items() if value is not None}
 
     def write_config(self, **overrides: Any) -> None:
-        config = {
-            "state": {"backend": "local", "path": "state"},
-            "sink": {"type": "jsonl", "path": "alerts"},
-            "sources": {"entra": self.source(**overrides)},
-        }
-        self.config_path.write_text(yaml.safe_dump(config))
+        self.write_yaml({"entra": self.source(**overrides)})
 
-    def cli(self, *args: str, **env: str) -> Any:
-        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
-
-    def fetch(self, *args: str) -> Any:
-        return self.cli("fetch", "--all", *args)
-
-    def records(self) -> list[dict[str, Any]]:
-        return read_records(self.alerts)
-
-    def written_text(self) -> str:
-        """Everything alertpull wrote: output and state files."""
-        return "".join(p.read_text(errors="replace") for p in self.root.rglob("*")
-                       if p.is_file() and p.name != "alertpull.yaml")
 
 
 @pytest.fixture
 def graph_world(tmp_path: Path, throwaway_ca: ThrowawayCA) -> Iterator[GraphWorld]:
     with new_fake(throwaway_ca) as fake:
         env = clean_env(REQUESTS_CA_BUNDLE=str(throwaway_ca.ca_file), ENTRA_SECRET=SECRET)
-        world = GraphWorld(fake, tmp_path, env)
+        world = GraphWorld(tmp_path, env, fake)
         world.write_config()
         yield world
 
-
-def hours_ago(hours: float) -> datetime:
-    return utcnow() - timedelta(hours=hours)

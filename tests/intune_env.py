@@ -86,10 +86,6 @@ class IntuneWorld(CliWorld):
     def write_config(self, **overrides: Any) -> None:
         self.write_yaml({SOURCE: self.source(**overrides)})
 
-    def written_text(self) -> str:
-        """Everything alertpull wrote: output and state files."""
-        return "".join(p.read_text(errors="replace") for p in self.root.rglob("*")
-                       if p.is_file() and p.name != self.config_path.name)
 
 
 @pytest.fixture

@@ -61,9 +61,9 @@ from tests.graph_env import (  # noqa: F401  (the fixtures are used as test para
     connector_settings,
     graph_fake,
     graph_world,
-    hours_ago,
     throwaway_ca,
 )
+from tests.world import hours_ago
 
 WINDOW = Window(BASE_TIME, BASE_TIME + timedelta(hours=1))
 ALERTS_BUDGET_GAP = 60 / 150  # seconds between alerts_v2 calls at the default budget

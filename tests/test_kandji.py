@@ -46,9 +46,9 @@ from tests.kandji_env import (
     ALL_STREAMS,
     SOURCE,
     KandjiWorld,
-    hours_ago,
     kandji_fixture,  # noqa: F401  (the `kandji` fixture)
 )
+from tests.world import hours_ago
 
 MINUTE = timedelta(minutes=1)
 AUDIT, DETECTIONS = on("GET", AUDIT_PATH), on("GET", DETECTIONS_PATH)

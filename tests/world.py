@@ -50,6 +50,11 @@ class CliWorld:
     def records(self) -> list[dict[str, Any]]:
         return read_records(self.alerts)
 
+    def written_text(self) -> str:
+        """Everything alertpull wrote (output and state), for secret sweeps."""
+        return "".join(p.read_text(errors="replace") for p in self.root.rglob("*")
+                       if p.is_file() and p.name != self.config_path.name)
+
 
 def hours_ago(hours: float) -> datetime:
     return utcnow() - timedelta(hours=hours)
