@@ -26,25 +26,43 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class CappedRetry(Retry):
-    """urllib3 Retry whose Retry-After wait is capped, so a server cannot stall a run."""
+    """urllib3 Retry whose Retry-After wait is capped, so a server cannot stall a run, and
+    which retries only the statuses it was given (urllib3 also retries any 413/429/503
+    carrying Retry-After, which would bypass a caller that paces its own 429 retries)."""
 
     max_retry_after: float = 120.0
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.max_retry_after)
 
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if self.status_forcelist is not None and status_code not in self.status_forcelist:
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
+
 
 class TimeoutSession(requests.Session):
-    """A Session that applies a default timeout to every request."""
+    """A Session that applies a default timeout to every request, and retries a body cut
+    mid-way: urllib3's retries end when the headers arrive, and requests reads the body
+    after that, so a connection reset there would otherwise fail the call outright."""
 
-    def __init__(self, timeout: tuple[float, float]) -> None:
+    def __init__(self, timeout: tuple[float, float], body_retries: int, backoff: float) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self.body_retries = body_retries
+        self.backoff = backoff
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
-        return super().request(method, url, *args, **kwargs)
+        for attempt in range(self.body_retries + 1):
+            try:
+                return super().request(method, url, *args, **kwargs)
+            except requests.exceptions.ChunkedEncodingError:
+                if attempt == self.body_retries:
+                    raise
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
 
 def make_session(
@@ -74,7 +92,7 @@ def make_session(
         respect_retry_after_header=True,
         raise_on_status=False,  # hand the last response to the connector to explain
     )
-    session = TimeoutSession(timeout)
+    session = TimeoutSession(timeout, body_retries=min(retries, 2), backoff=backoff)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -82,3 +82,15 @@ def test_shared_budget_is_one_per_key_at_the_strictest_rate() -> None:
     assert RateBudget.shared("tenant-a", 1, 1.0) is loose
     assert loose.interval == 1.0  # the stricter of 5/s and 1/s
     assert RateBudget.shared("tenant-a", 1, 1.0) is not RateBudget.shared("tenant-b", 1, 1.0)
+
+
+def test_a_body_cut_mid_way_is_retried(fake: OkFake) -> None:
+    fake.inject(on("GET"), Fault(cut_body=True))
+    response = make_session(backoff=0.01).get(fake.url + "/alerts")
+    assert response.json() == {"ok": True} and len(fake.requests) == 2
+
+
+def test_a_status_left_out_is_not_retried_even_with_retry_after(fake: OkFake) -> None:
+    fake.inject(on("GET"), status(429, **{"Retry-After": "0"}), times=5)
+    response = make_session(backoff=0.01, statuses=(500, 502, 503, 504)).get(fake.url + "/a")
+    assert response.status_code == 429 and len(fake.requests) == 1  # the caller paces 429s
