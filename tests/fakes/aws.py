@@ -457,10 +457,7 @@ def main() -> None:
     fake.latency = args.latency_ms / 1000
     fake.start(args.port)
     print(fake.url, flush=True)  # the first line is the URL, for scripts that start the fake
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

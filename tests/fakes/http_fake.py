@@ -121,6 +121,13 @@ class FakeServer:
             self._server.server_close()
             self._server = None
 
+    def serve_until_interrupted(self) -> None:
+        """For `python -m tests.fakes.X`: serve until interrupted (Ctrl-C)."""
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            self.stop()
+
     def __enter__(self) -> Self:
         return self.start()
 

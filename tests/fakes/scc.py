@@ -374,10 +374,7 @@ def main() -> None:
     key = fake.write_key_file(Path(tempfile.mkdtemp(prefix="alertpull-scc-")))
     print(fake.url, flush=True)  # the first line is the URL, for scripts that start the fake
     print(f"service-account key: {key}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":
