@@ -1,0 +1,35 @@
+"""config.example.yaml documents every key of every source type, and is valid YAML."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from alertpull.config import SINK_OPTIONS, STATE_OPTIONS, TIMING_OPTIONS
+from alertpull.connectors import REGISTRY, connector_class
+from tests.conftest import REPO
+
+EXAMPLE = (REPO / "config.example.yaml").read_text()
+
+
+def documented_keys(block: str) -> set[str]:
+    """Keys written as `key:` or `# key:` at the start of a line."""
+    return set(re.findall(r"^\s*(?:#\s*)?([a-z_]+):", block, re.M))
+
+
+def test_every_source_type_has_a_block_documenting_all_its_options() -> None:
+    blocks = re.split(r"\n(?=  \S)", EXAMPLE.split("\nsources:", 1)[1])
+    by_type = {re.search(r"type: (\w+)", b).group(1): b for b in blocks if "type:" in b}
+    assert set(by_type) == set(REGISTRY)
+    for type_name, block in by_type.items():
+        missing = set(connector_class(type_name).options) - documented_keys(block)
+        assert not missing, f"{type_name}: {sorted(missing)} undocumented"
+
+
+def test_engine_keys_are_documented_and_the_file_parses() -> None:
+    engine = {key for variant in (*STATE_OPTIONS.values(), *SINK_OPTIONS.values())
+              for key in variant} | set(TIMING_OPTIONS)
+    assert engine <= documented_keys(EXAMPLE)
+    assert set(yaml.safe_load(EXAMPLE)["sources"]) == {
+        "aws-prod", "gcp-org", "workspace", "entra", "intune", "kandji"}
