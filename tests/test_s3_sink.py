@@ -25,6 +25,7 @@ from alertpull.sinks.base import Part
 from alertpull.sinks.s3 import S3Sink
 from alertpull.timeutil import parse_time, utcnow
 from tests.aws_env import AwsWorld
+from tests.conftest import ALERTPULL
 from tests.s3_fixtures import FAKE_SECRET, fake_aws_env, moto_server, unique_bucket
 from tests.world import hours_ago
 
@@ -276,3 +277,38 @@ def test_cli_reports_a_missing_bucket_in_one_line(aws: AwsWorld) -> None:
     [line] = result.stderr.splitlines()
     assert "S3 bucket 'no-such-bucket' does not exist" in line
     assert aws.env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
+
+
+def test_two_hosts_sharing_s3_state_pull_a_source_once(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two concurrent runs of one config (two hosts, or two CronJob pods): exactly one
+    pulls, the other exits 75 and writes nothing."""
+    fake_aws_env(monkeypatch)
+    aws.add(40, first=0, base_time=hours_ago(2))
+    aws.fake.latency = 0.2  # keep the winner busy for a second while the other one starts
+    bucket = unique_bucket()
+    with moto_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket=bucket)
+        hosts = []
+        for host in ("host-a", "host-b"):
+            (aws.root / host).mkdir()
+            hosts.append(aws.root / host)
+        aws.write_config(state={"backend": "s3", "bucket": bucket},
+                         sink={"type": "s3", "bucket": bucket, "prefix": "alerts"})
+        env = {**aws.env, "AWS_ENDPOINT_URL_S3": endpoint}
+        runs = [subprocess.Popen([ALERTPULL, "-c", str(aws.config_path), "fetch", "--all"],
+                                 env=env, cwd=host, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+                for host in hosts]
+        results = [(run.wait(timeout=60), run.communicate()[1]) for run in runs]
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 75], results
+        loser = next(stderr for code, stderr in results if code == 75)
+        assert "locked" in loser
+        parts = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]
+                 if o["Key"].startswith("alerts/")]
+        records = [json.loads(line) for key in parts for line in gzip.decompress(
+            client.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines()]
+        assert len(records) == 40 == len({r["native_id"] for r in records})
