@@ -463,10 +463,13 @@ def test_an_untrusted_certificate_names_the_ca_bundle_setting(
     )
 
 
-def test_a_response_cut_mid_body_fails_instead_of_reading_short(graph_fake: GraphFake) -> None:
+def test_a_response_cut_mid_body_is_retried_once_then_fails_instead_of_reading_short(
+        graph_fake: GraphFake) -> None:
     graph_fake.alerts = make_alerts(5)
     graph_fake.inject(on("GET", ALERTS_PATH), Fault(cut_body=True))
+    assert len(flat(pull(connector(graph_fake), ALERTS))) == 5  # one cut: read again
 
+    graph_fake.inject(on("GET", ALERTS_PATH), Fault(cut_body=True), times=100)
     message = source_error(lambda: pull(connector(graph_fake), ALERTS))
 
     assert message == (f"GET /v1.0/security/alerts_v2: {graph_fake.url} cut its response "
