@@ -51,6 +51,7 @@ OPTIONAL_FIELDS = (
     "users",
     "devices",
     "related",
+    "severity_derived",
 )
 
 

@@ -307,6 +307,7 @@ def normalize_posture_change(raw: dict[str, Any], tenant: str) -> Normalized:
         updated_at=changed,
         link=None,
         extra={
+            "severity_derived": True,  # from alertpull's policy table, not the vendor
             "description": _transition_text(condition, before, now),
             "category": "device_posture",
             "type": condition.name,
@@ -376,6 +377,7 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
         updated_at=happened,
         link=None,
         extra={
+            "severity_derived": True,  # from alertpull's policy table, not the vendor
             "description": _audit_text(raw, actor, resources),
             "category": _text(raw.get("category")),
             "type": _text(raw.get("activityType")),

@@ -492,6 +492,7 @@ def normalize_audit_event(raw: dict[str, Any], host: str) -> Normalized:
         updated_at=occurred_at,
         link=None,
         extra={
+            "severity_derived": True,  # from alertpull's policy table, not the vendor
             "category": "EDR" if rule != "other" else target_type,
             "type": action,
             "product": "Kandji EDR" if rule != "other" else "Kandji",
@@ -536,6 +537,7 @@ def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized
         updated_at=detected_at,
         link=None,
         extra={
+            "severity_derived": True,  # from alertpull's policy table, not the vendor
             "description": _text(raw.get("description")),
             "category": "behavioral_detection",
             "type": threat_id,
@@ -602,6 +604,7 @@ def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
         updated_at=changed_at,
         link=None,
         extra={
+            "severity_derived": True,  # from alertpull's policy table, not the vendor
             "description": _release_note(raw),
             "category": classification.lower() or None,
             "type": threat_name,

@@ -28,6 +28,7 @@ def test_first_run_writes_every_finding_once_as_valid_records(aws: AwsWorld) -> 
     assert result.returncode == 0, result.stderr
     records = aws.records()
     assert len(records) == 120
+    assert not any("severity_derived" in r for r in records)  # GuardDuty rates its own
     assert set(native_ids(records)) == {f["arn"] for f in aws.findings()}
     [path] = [p for p in aws.alerts.rglob("*.jsonl")]
     relative = path.relative_to(aws.alerts).parts

@@ -584,6 +584,7 @@ def test_cli_first_run_rerun_and_a_recovery_as_one_new_version(intune_world: Int
     records = intune_world.records()
     assert len(records) == 6 + 4 and set(by_native_id(records).values()) == {1}
     assert {r["source_type"] for r in records} == {"intune"}
+    assert all(r["severity_derived"] is True for r in records)  # from the policy table
     assert "10 written" in first.stderr and "2 scope(s)" in first.stderr
     assert len(state_memory(intune_world)["devices"]) == 14
     again = intune_world.fetch()

@@ -609,6 +609,7 @@ def test_cli_first_run_writes_all_then_nothing_then_one_line_per_change(
     assert len(records) == 23 and "23 written" in first.stderr
     assert {r["tenant"] for r in records} == {host(kandji)}
     assert {r["severity"] for r in records} == {"informational", "medium", "high", "low"}
+    assert all(r["severity_derived"] is True for r in records)  # Kandji rates nothing
 
     again = kandji.fetch()
     assert again.returncode == 0 and "0 written" in again.stderr, again.stderr
