@@ -93,6 +93,11 @@ def dig(obj: Any, *path: str) -> Any:
     return obj
 
 
+def text(value: Any) -> str | None:
+    """A vendor's non-empty string, or None for anything else (absent, empty, not text)."""
+    return value if isinstance(value, str) and value else None
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized, dig
+from alertpull.record import Normalized, dig, text
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -219,29 +219,29 @@ def normalize_alert(raw: dict[str, Any], tenant: str) -> Normalized:
     native_id = _required_text(raw, "id", "alert")
     changed = _required_time(raw, "lastUpdateDateTime", "alert")
     severity, status = raw.get("severity"), raw.get("status")
-    category = _text(raw.get("category"))
+    category = text(raw.get("category"))
     evidence = [item for item in raw.get("evidence") or [] if isinstance(item, dict)]
     return Normalized(
         native_id=native_id,
         tenant=tenant,
         changed_at=changed,
-        title=_text(raw.get("title")) or category or "Defender alert without a title",
+        title=text(raw.get("title")) or category or "Defender alert without a title",
         severity=ALERT_SEVERITIES.get(str(severity), "unknown"),
-        severity_raw=_text(severity),
+        severity_raw=text(severity),
         status=ALERT_STATUSES.get(str(status), "unknown"),
-        status_raw=_text(status),
+        status_raw=text(status),
         created_at=parse_time_or_none(raw.get("createdDateTime")),
         updated_at=changed,
-        link=_text(raw.get("alertWebUrl")),
+        link=text(raw.get("alertWebUrl")),
         extra={
-            "description": _text(raw.get("description")),
+            "description": text(raw.get("description")),
             "category": category,
-            "type": _text(raw.get("detectionSource")),
-            "product": _text(raw.get("serviceSource")),
+            "type": text(raw.get("detectionSource")),
+            "product": text(raw.get("serviceSource")),
             "first_seen_at": parse_time_or_none(raw.get("firstActivityDateTime")),
             "last_seen_at": parse_time_or_none(raw.get("lastActivityDateTime")),
             "resolved_at": parse_time_or_none(raw.get("resolvedDateTime")),
-            "assignee": _text(raw.get("assignedTo")),
+            "assignee": text(raw.get("assignedTo")),
             "mitre": _compact({
                 "tactics": [category] if category in MITRE_TACTICS else [],
                 "techniques": _strings(raw.get("mitreTechniques") or []),
@@ -256,14 +256,14 @@ def normalize_alert(raw: dict[str, Any], tenant: str) -> Normalized:
 def _user(account: Any) -> dict[str, Any] | None:
     if not isinstance(account, dict):
         return None
-    upn, name = _text(account.get("userPrincipalName")), _text(account.get("accountName"))
-    ident = _text(account.get("azureAdUserId")) or _text(account.get("userSid"))
+    upn, name = text(account.get("userPrincipalName")), text(account.get("accountName"))
+    ident = text(account.get("azureAdUserId")) or text(account.get("userSid"))
     if not (upn or name or ident):
         return None
     return _compact({
         "type": "user", "id": ident, "name": upn or name, "account_name": name,
-        "upn": upn, "domain": _text(account.get("domainName")),
-        "display_name": _text(account.get("displayName")),
+        "upn": upn, "domain": text(account.get("domainName")),
+        "display_name": text(account.get("displayName")),
     })
 
 
@@ -272,13 +272,13 @@ def _device(item: dict[str, Any]) -> dict[str, Any] | None:
     # same device.
     if not str(item.get("@odata.type", "")).endswith(".deviceEvidence"):
         return None
-    ident = _text(item.get("mdeDeviceId")) or _text(item.get("azureAdDeviceId"))
-    name = _text(item.get("deviceDnsName"))
+    ident = text(item.get("mdeDeviceId")) or text(item.get("azureAdDeviceId"))
+    name = text(item.get("deviceDnsName"))
     if not (name or ident):
         return None
     return _compact({
-        "type": "device", "id": ident, "name": name, "os": _text(item.get("osPlatform")),
-        "azure_ad_device_id": _text(item.get("azureAdDeviceId")),
+        "type": "device", "id": ident, "name": name, "os": text(item.get("osPlatform")),
+        "azure_ad_device_id": text(item.get("azureAdDeviceId")),
     })
 
 
@@ -332,8 +332,8 @@ def risk_event_title(event_type: str) -> str:
     if event_type in RISK_EVENT_TITLES:
         return RISK_EVENT_TITLES[event_type]
     words = [w if w.isupper() else w.lower() for w in _WORDS.findall(event_type)]
-    text = " ".join(words)
-    return text[:1].upper() + text[1:] if text else event_type
+    phrase = " ".join(words)
+    return phrase[:1].upper() + phrase[1:] if phrase else event_type
 
 
 def normalize_risk_detection(raw: dict[str, Any], tenant: str) -> Normalized:
@@ -349,15 +349,15 @@ def normalize_risk_detection(raw: dict[str, Any], tenant: str) -> Normalized:
         changed_at=changed,
         title=risk_event_title(event_type),
         severity=RISK_LEVELS.get(str(level), "unknown"),
-        severity_raw=_text(level),
+        severity_raw=text(level),
         status=RISK_STATES.get(str(state), "unknown"),
-        status_raw=_text(state),
+        status_raw=text(state),
         created_at=parse_time_or_none(raw.get("detectedDateTime")),
         updated_at=changed,
-        link=_text(info.get("alertUrl")),  # Defender for Cloud Apps detections carry one
+        link=text(info.get("alertUrl")),  # Defender for Cloud Apps detections carry one
         extra={
             "type": event_type,
-            "category": _text(raw.get("activity")),  # signin or user
+            "category": text(raw.get("activity")),  # signin or user
             "product": "azureAdIdentityProtection",  # alerts_v2's serviceSource for it
             "first_seen_at": activity_at,
             "last_seen_at": activity_at,
@@ -380,14 +380,14 @@ def additional_info(value: Any) -> dict[str, Any]:
 
 
 def _risky_user(raw: dict[str, Any], info: Mapping[str, Any]) -> dict[str, Any] | None:
-    upn, ident = _text(raw.get("userPrincipalName")), _text(raw.get("userId"))
+    upn, ident = text(raw.get("userPrincipalName")), text(raw.get("userId"))
     if not (upn or ident):
         return None
     return _compact({
         "type": "user", "id": ident, "name": upn,
-        "display_name": _text(raw.get("userDisplayName")),
+        "display_name": text(raw.get("userDisplayName")),
         "location": _location(raw.get("location")),
-        "user_agent": _text(info.get("userAgent")),
+        "user_agent": text(info.get("userAgent")),
     })
 
 
@@ -403,7 +403,7 @@ def _location(location: Any) -> str | None:
 
 
 def _required_text(raw: dict[str, Any], name: str, what: str) -> str:
-    value = _text(raw.get(name))
+    value = text(raw.get(name))
     if value is None:
         raise MalformedAlert(f"Graph {what} has no {name}")
     return value
@@ -416,10 +416,6 @@ def _required_time(raw: dict[str, Any], name: str, what: str) -> datetime:
     if value is None:
         raise MalformedAlert(f"Graph {what} {name} {raw[name]!r} is not a time")
     return value
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 

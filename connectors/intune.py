@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized
+from alertpull.record import Normalized, text
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -194,8 +194,8 @@ class IntuneConnector(Connector):
             return super().describe(raw)
         device = raw.get("device")
         if isinstance(device, dict):
-            return f"device {_text(device.get('id')) or _text(device.get('deviceName'))}"
-        if _text(raw.get("id")):
+            return f"device {text(device.get('id')) or text(device.get('deviceName'))}"
+        if text(raw.get("id")):
             return str(raw["id"])
         return f"audit event at {raw.get('activityDateTime')}"
 
@@ -279,7 +279,7 @@ def normalize_posture_change(raw: dict[str, Any], tenant: str) -> Normalized:
     device, transition = raw.get("device"), raw.get("transition")
     if not isinstance(device, dict):
         raise MalformedAlert("Intune managedDevice is not a JSON object")
-    ident = _text(device.get("id"))
+    ident = text(device.get("id"))
     if ident is None:
         raise MalformedAlert("Intune managedDevice has no id")
     if not isinstance(transition, dict):
@@ -293,7 +293,7 @@ def normalize_posture_change(raw: dict[str, Any], tenant: str) -> Normalized:
     changed = _sync_time(device) or parse_time_or_none(transition.get("observedAt"))
     if changed is None:
         raise MalformedAlert("posture change has neither lastSyncDateTime nor observedAt")
-    name = _text(device.get("deviceName")) or ident
+    name = text(device.get("deviceName")) or ident
     return Normalized(
         native_id=f"{ident}:{condition.name}",
         tenant=tenant,
@@ -302,7 +302,7 @@ def normalize_posture_change(raw: dict[str, Any], tenant: str) -> Normalized:
         severity=SEVERITY_POLICY.get(rule, "unknown"),
         severity_raw=f"policy:{rule}",
         status="new" if bad else "resolved",
-        status_raw=_text(now),
+        status_raw=text(now),
         created_at=changed if bad and not condition.level(before) else None,
         updated_at=changed,
         link=None,
@@ -331,28 +331,28 @@ def _transition_text(condition: Condition, before: Any, now: Any) -> str:
 
 def _device_entity(device: dict[str, Any], ident: str) -> dict[str, Any]:
     return _compact({
-        "type": "device", "id": ident, "name": _text(device.get("deviceName")),
-        "serial_number": _text(device.get("serialNumber")),
-        "os": _text(device.get("operatingSystem")), "os_version": _text(device.get("osVersion")),
-        "model": _text(device.get("model")), "manufacturer": _text(device.get("manufacturer")),
-        "user": _text(device.get("userPrincipalName")),
-        "azure_ad_device_id": _text(device.get("azureADDeviceId")),
+        "type": "device", "id": ident, "name": text(device.get("deviceName")),
+        "serial_number": text(device.get("serialNumber")),
+        "os": text(device.get("operatingSystem")), "os_version": text(device.get("osVersion")),
+        "model": text(device.get("model")), "manufacturer": text(device.get("manufacturer")),
+        "user": text(device.get("userPrincipalName")),
+        "azure_ad_device_id": text(device.get("azureADDeviceId")),
     })
 
 
 def _device_user(device: dict[str, Any]) -> dict[str, Any] | None:
-    upn, ident = _text(device.get("userPrincipalName")), _text(device.get("userId"))
+    upn, ident = text(device.get("userPrincipalName")), text(device.get("userId"))
     if not (upn or ident):
         return None
     return _compact({"type": "user", "id": ident, "name": upn,
-                     "display_name": _text(device.get("userDisplayName"))})
+                     "display_name": text(device.get("userDisplayName"))})
 
 
 # -- normalize: audit events ---------------------------------------------------------------
 
 
 def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
-    ident = _text(raw.get("id"))
+    ident = text(raw.get("id"))
     if ident is None:
         raise MalformedAlert("Intune audit event has no id")
     if raw.get("activityDateTime") in (None, ""):
@@ -367,8 +367,8 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
         native_id=ident,
         tenant=tenant,
         changed_at=happened,
-        title=(_text(raw.get("displayName")) or _text(raw.get("activity"))
-               or _text(raw.get("activityType")) or "Intune audit event"),
+        title=(text(raw.get("displayName")) or text(raw.get("activity"))
+               or text(raw.get("activityType")) or "Intune audit event"),
         severity=SEVERITY_POLICY["audit_event"],
         severity_raw="policy:audit_event",
         status="new",
@@ -379,8 +379,8 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
         extra={
             "severity_derived": True,  # from alertpull's policy table, not the vendor
             "description": _audit_text(raw, actor, resources),
-            "category": _text(raw.get("category")),
-            "type": _text(raw.get("activityType")),
+            "category": text(raw.get("category")),
+            "type": text(raw.get("activityType")),
             "product": "Microsoft Intune",
             "users": _compact_list([_actor(actor)]),
             "resources": _compact_list(_resource(item) for item in resources),
@@ -391,11 +391,11 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
 
 def _actor(actor: dict[str, Any]) -> dict[str, Any] | None:
     """The person who acted, else the app (app-only automation) that did."""
-    upn, user_id = _text(actor.get("userPrincipalName")), _text(actor.get("userId"))
+    upn, user_id = text(actor.get("userPrincipalName")), text(actor.get("userId"))
     if upn or user_id:
         return _compact({"type": "user", "id": user_id, "name": upn})
-    app_id = _text(actor.get("applicationId"))
-    app_name = _text(actor.get("applicationDisplayName")) or _text(
+    app_id = text(actor.get("applicationId"))
+    app_name = text(actor.get("applicationDisplayName")) or text(
         actor.get("servicePrincipalName"))
     if app_id or app_name:
         return _compact({"type": "application", "id": app_id, "name": app_name})
@@ -403,11 +403,11 @@ def _actor(actor: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _resource(item: dict[str, Any]) -> dict[str, Any] | None:
-    changed = [_text(prop.get("displayName")) for prop in item.get("modifiedProperties") or []
+    changed = [text(prop.get("displayName")) for prop in item.get("modifiedProperties") or []
                if isinstance(prop, dict)]
     resource = _compact({
-        "type": _text(item.get("auditResourceType")) or _text(item.get("type")),
-        "id": _text(item.get("resourceId")), "name": _text(item.get("displayName")),
+        "type": text(item.get("auditResourceType")) or text(item.get("type")),
+        "id": text(item.get("resourceId")), "name": text(item.get("displayName")),
         "modified_properties": [name for name in changed if name],
     })
     return resource if resource.get("id") or resource.get("name") else None
@@ -416,22 +416,18 @@ def _resource(item: dict[str, Any]) -> dict[str, Any] | None:
 def _audit_text(raw: dict[str, Any], actor: dict[str, Any],
                 resources: list[dict[str, Any]]) -> str | None:
     """'Patch by admin@contoso.example on Windows baseline: Success'."""
-    what = _text(raw.get("activityOperationType")) or _text(raw.get("activityType"))
+    what = text(raw.get("activityOperationType")) or text(raw.get("activityType"))
     if what is None:
         return None
-    who = (_text(actor.get("userPrincipalName")) or _text(actor.get("applicationDisplayName"))
-           or _text(actor.get("servicePrincipalName")))
-    names = [name for name in (_text(r.get("displayName")) for r in resources) if name]
-    text = what + (f" by {who}" if who else "") + (f" on {', '.join(names)}" if names else "")
-    result = _text(raw.get("activityResult"))
-    return f"{text}: {result}" if result else text
+    who = (text(actor.get("userPrincipalName")) or text(actor.get("applicationDisplayName"))
+           or text(actor.get("servicePrincipalName")))
+    names = [name for name in (text(r.get("displayName")) for r in resources) if name]
+    summary = what + (f" by {who}" if who else "") + (f" on {', '.join(names)}" if names else "")
+    result = text(raw.get("activityResult"))
+    return f"{summary}: {result}" if result else summary
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _ips(values: Iterable[Any]) -> list[str]:

@@ -37,7 +37,7 @@ import requests
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import DEFAULT_TIMEOUT, RateBudget, make_session
-from alertpull.record import Normalized, raw_sha256
+from alertpull.record import Normalized, raw_sha256, text
 from alertpull.timeutil import parse_time
 
 AUDIT_EVENTS = "audit_events"
@@ -376,8 +376,8 @@ def _said(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    text = body.get("detail") if isinstance(body, dict) and "detail" in body else response.text
-    flat = " ".join(str(text or "").split())
+    detail = body.get("detail") if isinstance(body, dict) and "detail" in body else response.text
+    flat = " ".join(str(detail or "").split())
     if not flat:
         return ""
     return f": {flat}" if len(flat) <= 200 else f": {flat[:199]}…"
@@ -413,10 +413,6 @@ def _required_text(raw: dict[str, Any], field: str, what: str) -> str:
     return value
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -435,7 +431,7 @@ def _severity(stream: str, rule: str) -> tuple[str, str]:
 
 
 def _status(stream: str, value: Any) -> tuple[str, str | None]:
-    raw = _text(value)
+    raw = text(value)
     return STATUS_POLICY.get((stream, (raw or "").lower()), "unknown"), raw
 
 
@@ -448,8 +444,8 @@ def humanize(identifier: str) -> str:
 
 
 def _device(ident: Any, name: Any, serial: Any) -> list[dict[str, Any]]:
-    device = _compact({"type": "device", "id": _text(ident), "name": _text(name),
-                       "serial_number": _text(serial)})
+    device = _compact({"type": "device", "id": text(ident), "name": text(name),
+                       "serial_number": text(serial)})
     return [device] if device.get("id") or device.get("name") else []
 
 
@@ -473,9 +469,9 @@ def normalize_audit_event(raw: dict[str, Any], host: str) -> Normalized:
     what = "audit event"
     native_id = _required_text(raw, "id", what)
     occurred_at = _required_time(raw, "occurred_at", what)
-    action = _text(raw.get("action")) or "event"
-    target_type = _text(raw.get("target_type")) or "object"
-    name = _text(_object(raw.get("new_state")).get("name"))
+    action = text(raw.get("action")) or "event"
+    target_type = text(raw.get("target_type")) or "object"
+    name = text(_object(raw.get("new_state")).get("name"))
     rule = audit_rule(raw)
     severity, severity_raw = _severity(AUDIT_EVENTS, rule)
     title = f"{humanize(target_type)} {action}" + (f": {name}" if name else "")
@@ -496,11 +492,11 @@ def normalize_audit_event(raw: dict[str, Any], host: str) -> Normalized:
             "category": "EDR" if rule != "other" else target_type,
             "type": action,
             "product": "Kandji EDR" if rule != "other" else "Kandji",
-            "users": [_compact({"type": _text(raw.get("actor_type")),
-                                "id": _text(raw.get("actor_id"))})] if raw.get("actor_id") else [],
-            "resources": [_compact({"type": target_type, "id": _text(raw.get("target_id")),
+            "users": [_compact({"type": text(raw.get("actor_type")),
+                                "id": text(raw.get("actor_id"))})] if raw.get("actor_id") else [],
+            "resources": [_compact({"type": target_type, "id": text(raw.get("target_id")),
                                     "name": name,
-                                    "component": _text(raw.get("target_component"))})],
+                                    "component": text(raw.get("target_component"))})],
         },
     )
 
@@ -512,14 +508,14 @@ def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized
     what = "behavioral detection"
     native_id = _required_text(raw, "id", what)
     detected_at = _required_time(raw, "detection_date", what)
-    classification = _text(raw.get("classification")) or ""
+    classification = text(raw.get("classification")) or ""
     severity, severity_raw = _severity(BEHAVIORAL_DETECTIONS,
                                        f"classification={classification.lower()}")
     status, status_raw = _status(BEHAVIORAL_DETECTIONS, raw.get("threat_status"))
     processes = {role: _object(raw.get(f"{role}_process")) for role in ("target", "parent")}
     device = _object(raw.get("device_info"))
-    threat_id = _text(raw.get("threat_id"))
-    target_name = _text(processes["target"].get("name"))
+    threat_id = text(raw.get("threat_id"))
+    target_name = text(processes["target"].get("name"))
     title = " ".join(filter(None, [classification.capitalize() or "Unclassified",
                                    "behavior detected", f"({threat_id})" if threat_id else None]))
     if target_name:
@@ -538,7 +534,7 @@ def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized
         link=None,
         extra={
             "severity_derived": True,  # from alertpull's policy table, not the vendor
-            "description": _text(raw.get("description")),
+            "description": text(raw.get("description")),
             "category": "behavioral_detection",
             "type": threat_id,
             "product": "Kandji EDR",
@@ -556,15 +552,15 @@ def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized
 
 
 def _process(role: str, process: dict[str, Any]) -> dict[str, Any]:
-    path, name = _text(process.get("image_path")), _text(process.get("name"))
+    path, name = text(process.get("image_path")), text(process.get("name"))
     if not (path or name):
         return {}
     pid = process.get("pid")
     return _compact({
         "type": "process", "role": role, "id": path or name, "name": name,
-        "command_line": _text(process.get("command_line")),
+        "command_line": text(process.get("command_line")),
         "pid": pid if isinstance(pid, int) else None,
-        "owner": _text(process.get("owner")), "sha256": _text(process.get("sha256")),
+        "owner": text(process.get("owner")), "sha256": text(process.get("sha256")),
     })
 
 
@@ -585,12 +581,12 @@ def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
     released_at = _time(raw.get("date_of_release"))
     # The latest of the three is when this version came to be (a release is the usual one).
     changed_at = max(t for t in (detected_at, quarantined_at, released_at) if t is not None)
-    classification = _text(raw.get("classification")) or ""
+    classification = text(raw.get("classification")) or ""
     severity, severity_raw = _severity(THREAT_DETAILS, f"classification={classification.lower()}")
     status, status_raw = _status(THREAT_DETAILS, raw.get("status"))
     file_path, file_hash = raw["file_path"], raw["file_hash"]
     label = ACRONYMS.get(classification.lower(), classification.capitalize()) or "Threat"
-    threat_name = _text(raw.get("threat_name"))
+    threat_name = text(raw.get("threat_name"))
     return Normalized(
         native_id=native_id,
         tenant=host,
@@ -616,8 +612,8 @@ def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
             "users": _local_accounts([raw.get("process_owner")]),
             "resources": [_compact({
                 "type": "file", "id": file_path, "name": file_path.rsplit("/", 1)[-1],
-                "sha256": file_hash, "bundle_path": _text(raw.get("bundle_path")),
-                "process": _text(raw.get("process_name")),
+                "sha256": file_hash, "bundle_path": text(raw.get("bundle_path")),
+                "process": text(raw.get("process_name")),
             })],
             "related": {"hashes": [file_hash]},
         },
@@ -626,7 +622,7 @@ def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
 
 def _release_note(raw: dict[str, Any]) -> str | None:
     """Who released the file from quarantine and why, when someone did."""
-    by, note = _text(raw.get("released_by")), _text(raw.get("release_note"))
+    by, note = text(raw.get("released_by")), text(raw.get("release_note"))
     if not (by or note):
         return None
     return f"Released by {by or 'an admin'}" + (f": {note}" if note else "")

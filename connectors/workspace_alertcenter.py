@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, dig, raw_sha256
+from alertpull.record import Normalized, dig, raw_sha256, text
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
@@ -482,11 +482,11 @@ def _status(raw: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, str | N
 def title(alert_type: str, rule: str | None) -> str:
     """The alert type as Google names it (humanized when it comes as an identifier), with
     the rule's name for rule-based alerts. Alert Center has no title of its own."""
-    text = alert_type.strip()
-    if not re.search(r"\s", text):
-        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text.replace("_", " ")).split()
-        text = " ".join([words[0], *(w.lower() for w in words[1:])]) if words else alert_type
-    return f"{text}: {rule}" if rule else text
+    name = alert_type.strip()
+    if not re.search(r"\s", name):
+        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.replace("_", " ")).split()
+        name = " ".join([words[0], *(w.lower() for w in words[1:])]) if words else alert_type
+    return f"{name}: {rule}" if rule else name
 
 
 def investigation_link(value: Any) -> str | None:
@@ -570,26 +570,26 @@ def _account_suspension_warning(data: dict[str, Any]) -> Payload:
         for d in _list(data.get("suspensionDetails"))
         if isinstance(d, dict)
     ]
-    state = _text(data.get("state"))
+    state = text(data.get("state"))
     description = "; ".join([*([f"state {state}"] if state else []), *reasons]) or None
     return Payload(description=description)
 
 
 def _activity_rule(data: dict[str, Any]) -> Payload:
     return Payload(
-        description=_text(data.get("description")),
-        rule=_text(data.get("displayName")) or _text(data.get("name")),
+        description=text(data.get("description")),
+        rule=text(data.get("displayName")) or text(data.get("name")),
     )
 
 
 def _reporting_rule(data: dict[str, Any]) -> Payload:
-    return Payload(rule=_text(data.get("name")))
+    return Payload(rule=text(data.get("name")))
 
 
 def _google_operations(data: dict[str, Any]) -> Payload:
     return Payload(
         users=_strings(_list(data.get("affectedUserEmails"))),
-        description=_text(data.get("description")) or _text(data.get("title")),
+        description=text(data.get("description")) or text(data.get("title")),
     )
 
 
@@ -633,10 +633,10 @@ def _extra(raw: dict[str, Any], metadata: dict[str, Any], payload: Payload) -> d
         "description": payload.description,
         "type": raw["type"],
         "category": data_type or None,
-        "product": _text(raw.get("source")),
+        "product": text(raw.get("source")),
         "first_seen_at": parse_time_or_none(raw.get("startTime")),
         "last_seen_at": parse_time_or_none(raw.get("endTime")),
-        "assignee": _text(metadata.get("assignee")),
+        "assignee": text(metadata.get("assignee")),
         "users": [{"name": email, "email": email} for email in payload.users],
         "devices": payload.devices,
         "related": {name: values for name, values in related.items() if values},
@@ -649,10 +649,6 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 

@@ -19,7 +19,7 @@ from tests.conftest import clean_env
 from tests.fakes.graph import GraphFake
 from tests.fakes.graph_data import TENANT_ID
 from tests.fakes.tls import AppCertificate, ThrowawayCA, make_app_certificate, make_throwaway_ca
-from tests.world import CliWorld
+from tests.world import CliWorld, engine_settings
 
 CLIENT_ID = "0e7d4c1b-2a3f-4b5c-8d9e-6f7a8b9c0d1e"
 SECRET = "Zx8Q~fake-client-secret-value-7f3a9c"  # shaped like an Entra secret Value
@@ -61,8 +61,8 @@ def connector_settings(fake: GraphFake | None, **overrides: Any) -> dict[str, An
     from alertpull.connector import Secret
     from alertpull.connectors.entra_id import EntraIdConnector
 
-    settings = {name: option.default for name, option in EntraIdConnector.options.items()}
-    settings.update(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=Secret(SECRET))
+    settings = engine_settings(EntraIdConnector, tenant_id=TENANT_ID, client_id=CLIENT_ID,
+                               client_secret=Secret(SECRET))
     if fake is not None:
         settings.update(tenant_id=fake.tenant_id, authority_host=fake.url, graph_endpoint=fake.url)
     settings.update(overrides)

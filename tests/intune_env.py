@@ -18,7 +18,7 @@ from tests.fakes.graph_data import TENANT_ID
 from tests.fakes.intune import INTUNE_ROLES, IntuneFake
 from tests.fakes.tls import ThrowawayCA
 from tests.graph_env import CLIENT_ID, SECRET, throwaway_ca
-from tests.world import CliWorld
+from tests.world import CliWorld, engine_settings
 
 __all__ = ["CLIENT_ID", "SECRET", "IntuneWorld", "connector_settings", "intune_fake",
            "intune_world", "throwaway_ca"]
@@ -54,9 +54,8 @@ def connector_settings(fake: IntuneFake | None, **overrides: Any) -> dict[str, A
     from alertpull.connector import Secret
     from alertpull.connectors.intune import IntuneConnector
 
-    settings = {name: option.default for name, option in IntuneConnector.options.items()}
-    settings.update(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=Secret(SECRET),
-                    requests_per_minute=FAST_BUDGET)
+    settings = engine_settings(IntuneConnector, tenant_id=TENANT_ID, client_id=CLIENT_ID,
+                               client_secret=Secret(SECRET), requests_per_minute=FAST_BUDGET)
     if fake is not None:
         settings.update(tenant_id=fake.tenant_id, authority_host=fake.url, graph_endpoint=fake.url)
     settings.update(overrides)

@@ -16,7 +16,7 @@ from alertpull.connectors.scc import SccConnector
 from tests.conftest import clean_env
 from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, Result, make_results
-from tests.world import CliWorld
+from tests.world import CliWorld, engine_settings
 
 PARENT = f"organizations/{ORG}"
 SOURCE = "gcp"
@@ -42,9 +42,9 @@ class SccWorld(CliWorld):
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """What the engine would pass: every option, defaults applied."""
-        defaults = {name: option.default for name, option in SccConnector.options.items()}
-        return {**defaults, "parent": PARENT, "credentials_file": str(self.key_file),
-                "api_endpoint": self.fake.url, **overrides}
+        return engine_settings(SccConnector, **{
+            "parent": PARENT, "credentials_file": str(self.key_file),
+            "api_endpoint": self.fake.url, **overrides})
 
     def connector(self, **overrides: Any) -> SccConnector:
         return SccConnector(SOURCE, self.settings(**overrides), logging.getLogger("test.scc"))

@@ -30,6 +30,7 @@ from tests.fakes.aws import (
 from tests.fakes.guardduty_data import BASE_TIME, DETECTOR, KINDS, make_finding, make_findings
 from tests.fakes.http_fake import Fault, Response, on
 from tests.s3_fixtures import FAKE_SECRET, fake_aws_env
+from tests.world import engine_settings
 
 REGION = "us-east-1"
 OTHER_REGION = "eu-west-1"
@@ -55,8 +56,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsFake]:
 
 def connector(**settings: Any) -> GuardDutyConnector:
     """A connector with the settings the engine would pass: every option, defaults applied."""
-    defaults = {name: option.default for name, option in GuardDutyConnector.options.items()}
-    merged = {**defaults, "regions": [REGION], **settings}
+    merged = engine_settings(GuardDutyConnector, **{"regions": [REGION], **settings})
     return GuardDutyConnector("aws-test", merged, logging.getLogger("test"))
 
 

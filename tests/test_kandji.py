@@ -48,7 +48,7 @@ from tests.kandji_env import (
     KandjiWorld,
     kandji_fixture,  # noqa: F401  (the `kandji` fixture)
 )
-from tests.world import hours_ago
+from tests.world import engine_settings, hours_ago
 
 MINUTE = timedelta(minutes=1)
 AUDIT, DETECTIONS = on("GET", AUDIT_PATH), on("GET", DETECTIONS_PATH)
@@ -68,11 +68,11 @@ def world(kandji: KandjiWorld, monkeypatch: pytest.MonkeyPatch) -> KandjiWorld:
 
 def connector(world: KandjiWorld, **overrides: Any) -> KandjiConnector:
     """A connector with the settings the engine would pass: every option, defaults applied."""
-    defaults = {name: option.default for name, option in KandjiConnector.options.items()}
     block = world.source(**overrides)
     del block["type"]
     block["api_token"] = Secret(world.fake.token)
-    return KandjiConnector(SOURCE, {**defaults, **block}, logging.getLogger("test"))
+    return KandjiConnector(SOURCE, engine_settings(KandjiConnector, **block),
+                           logging.getLogger("test"))
 
 
 def host(world: KandjiWorld) -> str:

@@ -62,7 +62,7 @@ from tests.fakes.alertcenter_data import (
 from tests.fakes.google_sa import google_api_error, make_key
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.tls import make_throwaway_ca
-from tests.world import hours_ago
+from tests.world import engine_settings, hours_ago
 
 FAST_RETRY = 0.02  # seconds; the default is RETRY_BASE_SECONDS
 MINUTE = timedelta(minutes=1)
@@ -81,10 +81,10 @@ def world(workspace: AlertCenterWorld, monkeypatch: pytest.MonkeyPatch) -> Alert
 
 def connector(world: AlertCenterWorld, **overrides: Any) -> AlertCenterConnector:
     """A connector with the settings the engine would pass: every option, defaults applied."""
-    defaults = {name: option.default for name, option in AlertCenterConnector.options.items()}
     block = world.source(**{"retry_base_seconds": FAST_RETRY, **overrides})
     del block["type"]
-    return AlertCenterConnector(SOURCE, {**defaults, **block}, logging.getLogger("test"))
+    return AlertCenterConnector(SOURCE, engine_settings(AlertCenterConnector, **block),
+                                logging.getLogger("test"))
 
 
 def scope() -> Scope:

@@ -10,8 +10,15 @@ from typing import Any
 
 import yaml
 
+from alertpull.connector import Connector
 from alertpull.timeutil import utcnow
 from tests.conftest import read_records, run_cli
+
+
+def engine_settings(connector: type[Connector], **values: Any) -> dict[str, Any]:
+    """A connector's settings as the engine hands them over: every option, defaults applied,
+    overridden by `values`."""
+    return {**{name: option.default for name, option in connector.options.items()}, **values}
 
 
 @dataclass
