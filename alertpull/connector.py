@@ -57,6 +57,15 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class Vendor:
+    """Who makes the product a connector pulls from (OCSF metadata.product, cloud)."""
+
+    name: str
+    cloud: str | None = None  # cloud.provider, for sources whose tenant is a cloud account
+    account_type_id: int | None = None  # OCSF account.type_id of that tenant
+
+
+@dataclass(frozen=True)
 class Scope:
     """One cursor's worth of a source: e.g. (account, region, detector), or a stream.
 
@@ -98,6 +107,7 @@ class Connector(ABC):
     """Base class of every source type. Subclasses declare the class attributes."""
 
     type_name: ClassVar[str]
+    vendor: ClassVar[Vendor]
     options: ClassVar[Mapping[str, Option]]
     retention: ClassVar[timedelta | None] = None  # how far back the vendor keeps alerts
     default_overlap: ClassVar[timedelta] = timedelta(hours=1)

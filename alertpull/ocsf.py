@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+from alertpull.connector import Vendor
 from alertpull.record import ID_NAMESPACE, canonical_json
 from alertpull.timeutil import parse_time, to_epoch_ms
 
@@ -37,21 +38,6 @@ STATUS_NAMES = {0: "Unknown", 1: "New", 2: "In Progress", 3: "Suppressed", 4: "R
                 5: "Archived", 6: "Deleted"}
 
 
-class Vendor(NamedTuple):
-    name: str  # metadata.product.vendor_name
-    cloud: str | None = None  # cloud.provider, for sources whose tenant is a cloud account
-    account_type_id: int | None = None  # OCSF account.type_id of the tenant
-
-
-VENDORS: dict[str, Vendor] = {
-    "guardduty": Vendor("Amazon Web Services", "AWS", 10),  # AWS Account
-    "scc": Vendor("Google Cloud", "GCP"),
-    "workspace_alertcenter": Vendor("Google Workspace"),
-    "entra_id": Vendor("Microsoft"),
-    "intune": Vendor("Microsoft"),
-    "kandji": Vendor("Kandji"),
-}
-
 # related{} kind -> OCSF observable type_id and its caption.
 OBSERVABLE_TYPES = {
     "ips": (2, "IP Address"),
@@ -61,7 +47,8 @@ OBSERVABLE_TYPES = {
     "emails": (5, "Email Address"),
 }
 # Record entity keys -> OCSF attribute, per entity kind; other keys go to `data`.
-RESOURCE_KEYS = {"id": "uid", "name": "name", "type": "type", "region": "region"}
+RESOURCE_KEYS = {"id": "uid", "name": "name", "type": "type"}
+CLOUD_RESOURCE_KEYS = {**RESOURCE_KEYS, "region": "region"}  # region needs the cloud profile
 USER_KEYS = {"id": "uid", "name": "name", "type": "type", "email": "email_addr",
              "display_name": "display_name", "domain": "domain"}
 DEVICE_KEYS = {"id": "uid", "name": "name", "model": "model", "manufacturer": "vendor_name"}
@@ -77,19 +64,19 @@ _TACTIC = re.compile(r"^TA\d{4}$")
 SHA256_ALGORITHM_ID = 3
 
 
-def to_ocsf(record: Mapping[str, Any], *, seen_before: bool,
+def to_ocsf(record: Mapping[str, Any], *, seen_before: bool, vendor: Vendor | None = None,
             raw_data: bool = True) -> dict[str, Any]:
     """The Detection Finding event for one record version.
 
     `seen_before`: an earlier version of this alert was written (see the module doc).
+    `vendor`: the connector's Vendor (product vendor, cloud provider), if known.
     `raw_data`: carry the vendor object as `raw_data` (its canonical JSON, which is what
     `raw_sha256` hashes, so `raw_data_hash` matches it exactly).
     """
-    vendor = VENDORS.get(record["source_type"])
     activity = activity_id(record, seen_before)
     status = STATUS_IDS[record["status"]]
     cloud = _cloud(record, vendor)
-    resources, unnamed = _resources(record.get("resources", []))
+    resources, unnamed = _resources(record.get("resources", []), cloud is not None)
     event: dict[str, Any] = {
         "class_uid": CLASS_UID,
         "class_name": "Detection Finding",
@@ -219,9 +206,11 @@ def _entity(entity: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any
     return {**mapped, "data": rest or None}
 
 
-def _resources(entities: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
+def _resources(entities: list[Mapping[str, Any]],
+               cloud: bool) -> tuple[list[dict[str, Any]], list[Any]]:
     """The resources OCSF can hold (with a uid or a name), and the others, kept whole."""
-    mapped = [_entity(entity, RESOURCE_KEYS) for entity in entities]
+    keys = CLOUD_RESOURCE_KEYS if cloud else RESOURCE_KEYS
+    mapped = [_entity(entity, keys) for entity in entities]
     return ([r for r in mapped if _identified(r)],
             [e for e, r in zip(entities, mapped, strict=True) if not _identified(r)])
 

@@ -128,5 +128,6 @@ class ScopePull:
         if self.output_format == "ocsf":
             # Create vs Update: what this run and the cursor's overlap memory know of
             # earlier versions is all there is (see alertpull.ocsf).
-            return json_line(to_ocsf(record, seen_before=seen_before))
+            return json_line(to_ocsf(record, seen_before=seen_before,
+                                     vendor=self.connector.vendor))
         return json_line(record)

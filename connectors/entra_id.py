@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, dig, text
@@ -78,6 +78,7 @@ STREAMS: dict[str, Stream] = {
 
 class EntraIdConnector(Connector):
     type_name = "entra_id"
+    vendor = Vendor("Microsoft")
     # Defender XDR keeps alerts ~180 days (tenant policy); risk detections 7/30/90 days
     # (Free/P1/P2). The longer bound, so an alerts backfill is not cut short.
     retention = timedelta(days=180)

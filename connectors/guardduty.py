@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized, dig
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
@@ -47,6 +47,7 @@ OTHER_SERVICES = {
 
 class GuardDutyConnector(Connector):
     type_name = "guardduty"
+    vendor = Vendor("Amazon Web Services", cloud="AWS", account_type_id=10)  # AWS Account
     retention = timedelta(days=90)  # fixed by AWS, cannot be raised
     default_overlap = timedelta(hours=1)
     ordered = True

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, text
@@ -128,6 +128,7 @@ def _rule(condition: Condition, bad_value: Any) -> str:
 
 class IntuneConnector(Connector):
     type_name = "intune"
+    vendor = Vendor("Microsoft")
     # Intune keeps its audit log for a year (unverified on a live tenant); posture has no
     # history to backfill.
     retention = timedelta(days=365)

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import DEFAULT_TIMEOUT, RateBudget, make_session
 from alertpull.record import Normalized, raw_sha256, text
@@ -102,6 +102,7 @@ ACRONYMS = {"edr": "EDR", "api": "API", "mdm": "MDM", "ade": "ADE", "pup": "PUP"
 
 class KandjiConnector(Connector):
     type_name = "kandji"
+    vendor = Vendor("Kandji")
     retention = None  # Kandji documents no retention for these endpoints
     default_overlap = timedelta(hours=1)
     # Audit events and behavioral detections are asked for oldest first (sort_by, which

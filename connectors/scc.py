@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, dig
@@ -56,6 +56,7 @@ _ENUM_LIKE = re.compile(r"^[A-Z0-9]+(?:_[A-Z0-9]+)*$")
 
 class SccConnector(Connector):
     type_name = "scc"
+    vendor = Vendor("Google Cloud", cloud="GCP")
     retention = timedelta(days=395)  # "at least 13 months"
     default_overlap = timedelta(hours=24)  # event_time can precede create_time by hours
     ordered = True

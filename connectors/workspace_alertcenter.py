@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Window
+from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized, dig, raw_sha256, text
 from alertpull.timeutil import format_time, parse_time_or_none
@@ -64,6 +64,7 @@ REQUIRED_FIELDS = ("alertId", "type", "createTime")
 
 class AlertCenterConnector(Connector):
     type_name = "workspace_alertcenter"
+    vendor = Vendor("Google Workspace")
     # Google documents no retention for alerts (only that deleted ones are purged after 30
     # days), so --since is not clamped: older backfills are best effort.
     retention = None

@@ -18,6 +18,7 @@ import pytest
 from alertpull.config import validate_block
 from alertpull.connector import Connector, Scope
 from alertpull.connectors import REGISTRY, connector_class
+from alertpull.connectors.guardduty import GuardDutyConnector
 from alertpull.ocsf import to_ocsf
 from alertpull.record import build_record, raw_sha256, record_id
 from tests.aws_env import AwsWorld
@@ -155,7 +156,8 @@ def fixture_records(source_type: str) -> list[dict[str, Any]]:
 def test_every_fixture_of_every_connector_is_a_valid_detection_finding(
         source_type: str, seen_before: bool) -> None:
     records = fixture_records(source_type)
-    events = check_ocsf([to_ocsf(r, seen_before=seen_before) for r in records])
+    vendor = connector_class(source_type).vendor
+    events = check_ocsf([to_ocsf(r, seen_before=seen_before, vendor=vendor) for r in records])
     for record, event in zip(records, events, strict=True):
         assert (event["class_uid"], event["category_uid"]) == (2004, 2)
         assert event["type_uid"] == 200400 + event["activity_id"]
@@ -246,7 +248,7 @@ def ms(text: str) -> int:
 
 def test_guardduty_finding_in_detail() -> None:
     r = record()
-    event = to_ocsf(r, seen_before=False)
+    event = to_ocsf(r, seen_before=False, vendor=GuardDutyConnector.vendor)
     assert event["metadata"]["product"] == {"name": "GuardDuty",
                                             "vendor_name": "Amazon Web Services"}
     assert event["cloud"] == {"provider": "AWS", "region": "us-east-1",
@@ -297,7 +299,7 @@ def test_each_version_has_its_own_event_uid_and_raw_data_matches_its_hash() -> N
     assert "raw_data" not in lean and lean["unmapped"]["raw_sha256"] == record()["raw_sha256"]
 
 
-def test_a_bare_record_of_a_source_type_without_a_vendor_entry_is_valid() -> None:
+def test_a_bare_record_without_a_known_vendor_is_valid() -> None:
     bare = {"schema_version": "1.0", "id": record_id("x|t|n"), "dedup_key": "x|t|n",
             "source": "x", "source_type": "future_vendor", "tenant": "t", "native_id": "n",
             "title": "Something", "severity": "unknown", "severity_id": 0, "severity_raw": None,
