@@ -143,7 +143,7 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
     for source in selected:
         result = SourceRun(source, store, sink, flags, progress).run()
         progress.clear()
-        log_summary(result, source_logger(source.name))
+        log_summary(result, source_logger(source.name), dry_run=dry_run)
         results.append(result)
     if sink.durable and not dry_run and any(r.counts.written for r in results):
         logging.getLogger(LOGGER).info("alerts written under %s", sink.location())

@@ -125,8 +125,10 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(option.choices)}")
         return value
     if option.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: expected a positive whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < option.minimum:
+            wanted = ("a positive whole number" if option.minimum == 1
+                      else f"a whole number, {option.minimum} or more")
+            raise ConfigError(f"{where}: expected {wanted}, got {value!r}")
         return value
     if option.kind == "bool":
         if not isinstance(value, bool):

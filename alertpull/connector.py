@@ -29,6 +29,7 @@ class Option:
     "duration", "list", "map". A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
     `choices` limits a string, or every item of a (non-empty) list, to those values.
+    An "int" is at least `minimum`.
     """
 
     kind: str = "str"
@@ -37,6 +38,23 @@ class Option:
     secret: bool = False
     help: str = ""
     choices: tuple[str, ...] = ()
+    minimum: int = 1
+
+
+def max_retries_option(default: int) -> Option:
+    """`max_retries`, declared by every connector whose retries are counted (SCC's run
+    against a deadline): `default` is the count its retry mechanism (botocore, urllib3, a
+    loop of its own) used before the option existed."""
+    return Option(
+        "int", default=default, minimum=0,
+        help="times one call is retried through 429, 5xx, dropped connections and timeouts "
+        "before the source fails",
+    )
+
+
+def retries_phrase(count: int) -> str:
+    """How an error line says how often a call was retried: "1 retry", "6 retries"."""
+    return "1 retry" if count == 1 else f"{count} retries"
 
 
 class Secret:

@@ -162,8 +162,8 @@ class VersionFilter:
         self._max_changed_ms: int | None = None
         self._prune_at = self._PRUNE_FLOOR
 
-    def admit(self, key: str, changed: datetime, sha: str) -> bool:
-        changed_ms = to_epoch_ms(changed)
+    def admit(self, key: str, changed_ms: int, sha: str) -> bool:
+        """Whether this version (changed-at in epoch ms, content hash) is to be written."""
         if self._max_changed_ms is None or changed_ms > self._max_changed_ms:
             self._max_changed_ms = changed_ms
         latest = self._fresh.get(key)

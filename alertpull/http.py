@@ -22,6 +22,7 @@ from urllib3.util.retry import Retry
 from alertpull import __version__
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+DEFAULT_RETRIES = 6  # per call, after its first attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
@@ -67,7 +68,7 @@ class TimeoutSession(requests.Session):
 
 def make_session(
     *,
-    retries: int = 6,
+    retries: int = DEFAULT_RETRIES,
     backoff: float = 1.0,
     backoff_max: float = 60.0,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
@@ -98,6 +99,14 @@ def make_session(
     session.mount("http://", adapter)
     session.headers["User-Agent"] = f"alertpull/{__version__}"
     return session
+
+
+def error_text(response: requests.Response) -> str:
+    """The text of an error answer that is not the vendor's JSON, for an error line: a proxy's
+    or load balancer's HTML page becomes its status reason, as its markup says no more."""
+    if "html" in response.headers.get("Content-Type", "").lower():
+        return response.reason or ""
+    return response.text
 
 
 class RateBudget:

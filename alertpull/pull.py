@@ -65,8 +65,9 @@ class ScopePull:
             try:
                 for page in self.connector.fetch(self.scope, window, memory):
                     self.counts.pages += 1
+                    pulled_at = format_time(utcnow())  # one stamp per page: it arrives at once
                     for raw in page:
-                        self._one(raw, window)
+                        self._one(raw, window, pulled_at)
                     self.progress.add(self.source, len(page))
                     failpoint("after_page")
             except WindowIncomplete as exc:
@@ -96,7 +97,7 @@ class ScopePull:
             raise SourceError(f"pull stopped early and made no progress: {exc}") from None
         return []
 
-    def _one(self, raw: Any, window: Window) -> None:
+    def _one(self, raw: Any, window: Window, pulled_at: str) -> None:
         self.counts.fetched += 1
         try:
             alert = self.connector.normalize(self.scope, raw)
@@ -116,12 +117,12 @@ class ScopePull:
         sha = raw_sha256(raw)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, alert.changed_at, sha):
+        if not self.versions.admit(key, changed_ms, sha):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
         if self.writer is not None:
-            record = build_record(self.source, self.source_type, alert, raw, sha, utcnow())
+            record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
             self.writer.write(self._line(record, seen_before))
 
     def _line(self, record: dict[str, Any], seen_before: bool) -> bytes:

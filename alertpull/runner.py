@@ -215,15 +215,19 @@ def unexpected(exc: Exception, log: logging.LoggerAdapter[Any]) -> str:
     return f"unexpected {type(exc).__name__} (run with -v for the traceback)"
 
 
-def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any]) -> None:
+def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any], *,
+                dry_run: bool = False) -> None:
     """One line per source per run, with the figures as structured fields for JSON logs."""
     c = result.counts
     fields = {**asdict(c), "status": result.status, "scopes": result.scopes,
-              "seconds": result.seconds, "watermark": result.watermark}
+              "seconds": result.seconds, "watermark": result.watermark, "dry_run": dry_run}
     if result.status == "ok":
-        log.info("ok: %d fetched, %d written, %d duplicate, %d malformed, %d pages, "
-                 "%d scope(s), %.1fs, watermark %s", c.fetched, c.written, c.duplicates,
-                 c.malformed, c.pages, result.scopes, result.seconds, result.watermark,
+        # A dry run writes nothing and keeps the cursor: say what a real run would do.
+        log.info("%s: %d fetched, %d %s, %d duplicate, %d malformed, %d pages, "
+                 "%d scope(s), %.1fs, watermark %s", "dry run" if dry_run else "ok",
+                 c.fetched, c.written, "to write" if dry_run else "written", c.duplicates,
+                 c.malformed, c.pages, result.scopes, result.seconds,
+                 f"{result.watermark} (not saved)" if dry_run else result.watermark,
                  extra=fields)
     else:
         log.error("%s: %s", result.status, result.error, extra=fields)

@@ -22,6 +22,7 @@ issue: CPU per alert <= 2x the floor; peak RSS flat in N (largest <= 1.2x smalle
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -75,7 +76,7 @@ session = requests.Session()
 session.headers["Authorization"] = "Bearer " + os.environ["FLOOR_TOKEN"]
 url = f"{os.environ['BENCH_URL']}/v2/organizations/{os.environ['BENCH_ORG']}/sources/-/findings"
 params = {"filter": f'event_time >= "{os.environ["BENCH_SINCE"]}"', "orderBy": "event_time",
-          "pageSize": 1000, "$alt": "json;enum-encoding=int"}
+          "pageSize": 1000}
 with open(os.environ["BENCH_OUT"], "ab") as sink:
     while True:
         response = session.get(url, params=params)
@@ -174,10 +175,18 @@ def _step(n: int) -> timedelta:
     return (SPAN - timedelta(minutes=5)) / max(n, 1)
 
 
-def make_guardduty(n: int, workdir: Path) -> Replay:
-    from tests.fakes.aws import demo_fake
+# GuardDuty, Entra ID, Intune and Kandji serve a Generated dataset (tests/fakes/generated.py):
+# each alert is made when a page reads it, and a page is found by bisection on its time, so
+# the fake holds no list of N alerts and serves a page in the same time at any N.
 
-    fake = demo_fake(n, span=SPAN)
+
+def make_guardduty(n: int, workdir: Path) -> Replay:
+    from tests.fakes.aws import AwsFake
+    from tests.fakes.guardduty_data import DETECTOR, REGION, generated_findings
+
+    fake = AwsFake()
+    fake.add_detector(REGION, DETECTOR,
+                      generated_findings(n, base_time=_start_time(), step=_step(n)))
     return fake, lambda url: {**aws_env(url), "BENCH_REGIONS": "us-east-1"}, {
         "type": "guardduty", "regions": ["us-east-1"]}
 
@@ -240,12 +249,14 @@ def _throwaway_tls(workdir: Path) -> tuple[Any, Path]:
 
 
 def make_entra(n: int, workdir: Path) -> Replay:
+    from tests.fakes.generated import Generated
     from tests.fakes.graph import ALERTS_PATH, GraphFake
-    from tests.fakes.graph_data import make_alerts
+    from tests.fakes.graph_data import make_alert
 
     ca, bundle = _throwaway_tls(workdir)
     fake = GraphFake(ca.server_context())
-    fake.alerts = make_alerts(n, base_time=_start_time(), step=_step(n))
+    make = functools.partial(make_alert, base_time=_start_time(), step=_step(n))
+    fake.alerts = Generated(make, n, "lastUpdateDateTime")
     # riskDetections are left out: Identity Protection's fixed 1 call/s would dominate.
     roles = {"SecurityAlert.Read.All"}
     return _graph_replay(fake, roles, bundle, ALERTS_PATH, "lastUpdateDateTime", {
@@ -253,22 +264,27 @@ def make_entra(n: int, workdir: Path) -> Replay:
 
 
 def make_intune(n: int, workdir: Path) -> Replay:
+    from tests.fakes.generated import Generated
     from tests.fakes.intune import AUDIT_PATH, INTUNE_ROLES, IntuneFake
-    from tests.fakes.intune_data import make_audit_events
+    from tests.fakes.intune_data import make_audit_event
 
     ca, bundle = _throwaway_tls(workdir)
     fake = IntuneFake(ca.server_context())
-    fake.audit_events = make_audit_events(n, base_time=_start_time(), step=_step(n))
+    make = functools.partial(make_audit_event, base_time=_start_time(), step=_step(n))
+    fake.audit_events = Generated(make, n, "activityDateTime")
     return _graph_replay(fake, set(INTUNE_ROLES), bundle, AUDIT_PATH, "activityDateTime", {
         "type": "intune", "streams": ["audit_events"], "requests_per_minute": RAISED})
 
 
 def make_kandji(n: int, workdir: Path) -> Replay:
+    from tests.fakes.generated import Generated
     from tests.fakes.kandji import KandjiFake
-    from tests.fakes.kandji_data import make_audit_events
+    from tests.fakes.kandji_data import make_audit_event
 
+    start, step = _start_time(), _step(n)
     fake = KandjiFake()
-    fake.audit_events.extend(make_audit_events(n, base_time=_start_time(), step=_step(n)))
+    fake.audit_events = Generated(lambda i: make_audit_event(i, start + i * step), n,
+                                  "occurred_at")
     return fake, lambda url: {"BENCH_TOKEN": fake.token}, {
         "type": "kandji", "base_url": "${BENCH_URL}", "api_token": "${BENCH_TOKEN}",
         "streams": ["audit_events"], "requests_per_hour": RAISED}

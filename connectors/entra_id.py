@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized, dig, text
+from alertpull.record import Normalized, compact, dig, text, unique_objects, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -108,7 +108,8 @@ class EntraIdConnector(Connector):
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
             for name, stream in STREAMS.items()
         }
-        self.graph = GraphClient(self.app, log, settings["timeout_seconds"])
+        self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
+                                 settings["max_retries"])
 
     # -- the connector contract ----------------------------------------------------------
 
@@ -243,13 +244,13 @@ def normalize_alert(raw: dict[str, Any], tenant: str) -> Normalized:
             "last_seen_at": parse_time_or_none(raw.get("lastActivityDateTime")),
             "resolved_at": parse_time_or_none(raw.get("resolvedDateTime")),
             "assignee": text(raw.get("assignedTo")),
-            "mitre": _compact({
+            "mitre": compact({
                 "tactics": [category] if category in MITRE_TACTICS else [],
-                "techniques": _strings(raw.get("mitreTechniques") or []),
+                "techniques": unique_strings(raw.get("mitreTechniques") or []),
             }),
-            "users": _unique_entities(_user(item.get("userAccount")) for item in evidence),
-            "devices": _unique_entities(_device(item) for item in evidence),
-            "related": _compact(_evidence_related(evidence)),
+            "users": unique_objects(_user(item.get("userAccount")) for item in evidence),
+            "devices": unique_objects(_device(item) for item in evidence),
+            "related": compact(_evidence_related(evidence)),
         },
     )
 
@@ -261,7 +262,7 @@ def _user(account: Any) -> dict[str, Any] | None:
     ident = text(account.get("azureAdUserId")) or text(account.get("userSid"))
     if not (upn or name or ident):
         return None
-    return _compact({
+    return compact({
         "type": "user", "id": ident, "name": upn or name, "account_name": name,
         "upn": upn, "domain": text(account.get("domainName")),
         "display_name": text(account.get("displayName")),
@@ -277,7 +278,7 @@ def _device(item: dict[str, Any]) -> dict[str, Any] | None:
     name = text(item.get("deviceDnsName"))
     if not (name or ident):
         return None
-    return _compact({
+    return compact({
         "type": "device", "id": ident, "name": name, "os": text(item.get("osPlatform")),
         "azure_ad_device_id": text(item.get("azureAdDeviceId")),
     })
@@ -293,8 +294,8 @@ def _evidence_related(evidence: list[dict[str, Any]]) -> dict[str, list[str]]:
                 hashes += [file.get("sha1"), file.get("sha256")]
         emails += [item.get("primaryAddress"), item.get("recipientEmailAddress")]
         emails += [dig(item, "p1Sender", "emailAddress"), dig(item, "p2Sender", "emailAddress")]
-    return {"ips": _ips(ips), "urls": _strings(urls), "hashes": _strings(hashes),
-            "emails": _strings(emails)}
+    return {"ips": _ips(ips), "urls": unique_strings(urls), "hashes": unique_strings(hashes),
+            "emails": unique_strings(emails)}
 
 
 # -- riskDetections ----------------------------------------------------------------------
@@ -362,9 +363,9 @@ def normalize_risk_detection(raw: dict[str, Any], tenant: str) -> Normalized:
             "product": "azureAdIdentityProtection",  # alerts_v2's serviceSource for it
             "first_seen_at": activity_at,
             "last_seen_at": activity_at,
-            "mitre": _compact({"techniques": _split(info.get("mitreTechniques"))}),
-            "users": _unique_entities([_risky_user(raw, info)]),
-            "related": _compact({"ips": _ips([raw.get("ipAddress")])}),
+            "mitre": compact({"techniques": _split(info.get("mitreTechniques"))}),
+            "users": unique_objects([_risky_user(raw, info)]),
+            "related": compact({"ips": _ips([raw.get("ipAddress")])}),
         },
     )
 
@@ -384,7 +385,7 @@ def _risky_user(raw: dict[str, Any], info: Mapping[str, Any]) -> dict[str, Any] 
     upn, ident = text(raw.get("userPrincipalName")), text(raw.get("userId"))
     if not (upn or ident):
         return None
-    return _compact({
+    return compact({
         "type": "user", "id": ident, "name": upn,
         "display_name": text(raw.get("userDisplayName")),
         "location": _location(raw.get("location")),
@@ -419,21 +420,15 @@ def _required_time(raw: dict[str, Any], name: str, what: str) -> datetime:
     return value
 
 
-
-def _strings(values: Iterable[Any]) -> list[str]:
-    """Non-empty strings, first occurrence order, no duplicates."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
 def _split(value: Any) -> list[str]:
     """'T1078, T1110.003' or a list of them -> ['T1078', 'T1110.003']."""
     items = value if isinstance(value, list) else str(value or "").split(",")
-    return _strings(item.strip() for item in items if isinstance(item, str))
+    return unique_strings(item.strip() for item in items if isinstance(item, str))
 
 
 def _ips(values: Iterable[Any]) -> list[str]:
     """Valid IP addresses only (Graph's own docs example has 123.456.7.89); raw keeps all."""
-    return [v for v in _strings(values) if _is_ip(v)]
+    return [v for v in unique_strings(values) if _is_ip(v)]
 
 
 def _is_ip(value: str) -> bool:
@@ -442,16 +437,3 @@ def _is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _unique_entities(entities: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for entity in entities:
-        if entity:
-            seen.setdefault(json.dumps(entity, sort_keys=True), entity)
-    return list(seen.values())
-
-
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
-

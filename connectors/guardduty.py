@@ -18,20 +18,29 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import (
+    Connector,
+    Memory,
+    Option,
+    Scope,
+    Vendor,
+    Window,
+    max_retries_option,
+    retries_phrase,
+)
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, dig
+from alertpull.record import Normalized, compact, dig, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
 # checks only the minimum, so a larger value would reach the server and fail there.
 MAX_PAGE = 50
 SORT_ASCENDING = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
-MAX_RETRIES = 8  # per call, after its first attempt (botocore's max_attempts key)
+MAX_RETRIES = 8  # max_retries' default: botocore backs off at random for up to ~1 min
 CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
 FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
 # Key under which our after-call hook attaches the wire findings to GetFindings' reply.
@@ -70,6 +79,7 @@ class GuardDutyConnector(Connector):
         "timeout_seconds": Option(
             "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
+        "max_retries": max_retries_option(MAX_RETRIES),
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger) -> None:
@@ -244,7 +254,7 @@ class GuardDutyConnector(Connector):
             region_name=region,
             # None lets botocore apply AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL itself.
             endpoint_url=self.settings["endpoint_url"] if service == "guardduty" else None,
-            config=_botocore_config(self.settings["timeout_seconds"]),
+            config=_botocore_config(self.settings),
         )
         if service == "guardduty":
             _retry_cut_bodies(client)
@@ -255,14 +265,17 @@ class GuardDutyConnector(Connector):
 # -- boto3 plumbing ------------------------------------------------------------------------
 
 
-def _botocore_config(timeout_seconds: int) -> Any:
+def _botocore_config(settings: Mapping[str, Any]) -> Any:
     from botocore.config import Config
 
-    # botocore's standard retry mode backs off on 429, Throttling* and 5xx by itself.
+    # botocore's standard retry mode backs off on 429, Throttling*, 5xx, dropped connections
+    # and timeouts by itself. Its Config key max_attempts counts the retries after the first
+    # attempt (total_max_attempts would count that one too).
+    timeout_seconds = settings["timeout_seconds"]
     return Config(
         connect_timeout=min(CONNECT_TIMEOUT, timeout_seconds),
         read_timeout=timeout_seconds,
-        retries={"mode": "standard", "max_attempts": MAX_RETRIES},
+        retries={"mode": "standard", "max_attempts": settings["max_retries"]},
     )
 
 
@@ -303,7 +316,7 @@ def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) 
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=functools.partial(
             source.create_client, region_name=region,
-            config=_botocore_config(settings["timeout_seconds"]),
+            config=_botocore_config(settings),
         ),
         source_credentials=source_credentials,
         role_arn=settings["role_arn"],
@@ -457,7 +470,16 @@ def _describe_client_error(err: Any, where: str, detector_id: str | None) -> str
             f"GuardDuty detector {detector_id}{where} {problem}; detector ids belong to "
             "one account and region"
         )
-    return f"{label} {operation}{where} failed: {code}: {message}".rstrip(": ")
+    said = f"{code}: {message}".rstrip(": ")
+    metadata = err.response.get("ResponseMetadata", {})
+    status = metadata.get("HTTPStatusCode") or 0
+    if status == 429 or status >= 500:  # throttling or an outage that outlasted the retries
+        return (
+            f"{label} {operation}{where} still failed with HTTP {status} after "
+            f"{retries_phrase(metadata.get('RetryAttempts', 0))} ({said}); the next run reads "
+            "the window again"
+        )
+    return f"{label} {operation}{where} failed: {said}".rstrip(": ")
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -531,7 +553,6 @@ def _severity_number(value: Any) -> float:
         raise MalformedAlert(f"GuardDuty finding severity {value!r} is not a number") from None
 
 
-
 def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[str, Any]:
     finding_type = raw["type"]
     resource = raw.get("resource") or {}
@@ -602,9 +623,9 @@ def _resource(kind: _ResourceKind, item: Any, region: str) -> dict[str, Any] | N
     ident = item.get(kind.id_field) or name
     if not ident:
         return None
-    details = _compact({field: item.get(field) for field in kind.detail_fields})
+    details = compact({field: item.get(field) for field in kind.detail_fields})
     entry = {"type": kind.type, "id": ident, "name": name, "region": region, "details": details}
-    return _compact(entry)
+    return compact(entry)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -624,7 +645,7 @@ def _users(resource: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": kubernetes.get("username"), "id": kubernetes.get("uid"), "type": "KubernetesUser"},
         {"name": database.get("user"), "type": "DatabaseUser"},
     ]
-    return [_compact(user) for user in candidates if user.get("name") or user.get("id")]
+    return [compact(user) for user in candidates if user.get("name") or user.get("id")]
 
 
 # Actions whose remoteIpDetails name the other side of the activity.
@@ -644,18 +665,18 @@ def _related(service: dict[str, Any]) -> dict[str, list[str]]:
         for probe in dig(action, "portProbeAction", "portProbeDetails") or []
     ]
     related = {
-        "ips": _unique(
+        "ips": unique_strings(
             ip
             for remote in remotes
             for ip in (dig(remote, "ipAddressV4"), dig(remote, "ipAddressV6"))
         ),
-        "domains": _unique(
+        "domains": unique_strings(
             [
                 dig(action, "dnsRequestAction", "domain"),
                 dig(action, "awsApiCallAction", "domainDetails", "domain"),
             ]
         ),
-        "hashes": _unique(_hashes(service)),
+        "hashes": unique_strings(_hashes(service)),
     }
     return {name: values for name, values in related.items() if values}
 
@@ -671,12 +692,3 @@ def _hashes(service: dict[str, Any]) -> Iterator[Any]:
     for threat in dig(service, "malwareScanDetails", "threats") or []:
         yield dig(threat, "hash")
         yield from (dig(path, "hash") for path in dig(threat, "itemPaths") or [])
-
-
-def _unique(values: Iterable[Any]) -> list[str]:
-    """Non-empty strings, first occurrence order, no duplicates."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value not in (None, "", {}, [])}

@@ -23,7 +23,6 @@ names the rule applied ("policy:jailbroken").
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized, text
+from alertpull.record import Normalized, compact, text, unique_objects
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -157,7 +156,8 @@ class IntuneConnector(Connector):
             AUDIT_EVENTS: Endpoint(AUDIT_PATH, PERMISSIONS[AUDIT_EVENTS], budget),
             DEVICE_POSTURE: Endpoint(DEVICES_PATH, PERMISSIONS[DEVICE_POSTURE], budget),
         }
-        self.graph = GraphClient(self.app, log, settings["timeout_seconds"])
+        self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
+                                 settings["max_retries"])
 
     # -- the connector contract ----------------------------------------------------------
 
@@ -315,7 +315,7 @@ def normalize_posture_change(raw: dict[str, Any], tenant: str) -> Normalized:
             "product": "Microsoft Intune",
             "resolved_at": None if bad else changed,
             "devices": [_device_entity(device, ident)],
-            "users": _compact_list([_device_user(device)]),
+            "users": unique_objects([_device_user(device)]),
         },
     )
 
@@ -331,7 +331,7 @@ def _transition_text(condition: Condition, before: Any, now: Any) -> str:
 
 
 def _device_entity(device: dict[str, Any], ident: str) -> dict[str, Any]:
-    return _compact({
+    return compact({
         "type": "device", "id": ident, "name": text(device.get("deviceName")),
         "serial_number": text(device.get("serialNumber")),
         "os": text(device.get("operatingSystem")), "os_version": text(device.get("osVersion")),
@@ -345,7 +345,7 @@ def _device_user(device: dict[str, Any]) -> dict[str, Any] | None:
     upn, ident = text(device.get("userPrincipalName")), text(device.get("userId"))
     if not (upn or ident):
         return None
-    return _compact({"type": "user", "id": ident, "name": upn,
+    return compact({"type": "user", "id": ident, "name": upn,
                      "display_name": text(device.get("userDisplayName"))})
 
 
@@ -383,9 +383,9 @@ def normalize_audit_event(raw: dict[str, Any], tenant: str) -> Normalized:
             "category": text(raw.get("category")),
             "type": text(raw.get("activityType")),
             "product": "Microsoft Intune",
-            "users": _compact_list([_actor(actor)]),
-            "resources": _compact_list(_resource(item) for item in resources),
-            "related": _compact({"ips": _ips([actor.get("ipAddress")])}),
+            "users": unique_objects([_actor(actor)]),
+            "resources": unique_objects(_resource(item) for item in resources),
+            "related": compact({"ips": _ips([actor.get("ipAddress")])}),
         },
     )
 
@@ -394,19 +394,19 @@ def _actor(actor: dict[str, Any]) -> dict[str, Any] | None:
     """The person who acted, else the app (app-only automation) that did."""
     upn, user_id = text(actor.get("userPrincipalName")), text(actor.get("userId"))
     if upn or user_id:
-        return _compact({"type": "user", "id": user_id, "name": upn})
+        return compact({"type": "user", "id": user_id, "name": upn})
     app_id = text(actor.get("applicationId"))
     app_name = text(actor.get("applicationDisplayName")) or text(
         actor.get("servicePrincipalName"))
     if app_id or app_name:
-        return _compact({"type": "application", "id": app_id, "name": app_name})
+        return compact({"type": "application", "id": app_id, "name": app_name})
     return None
 
 
 def _resource(item: dict[str, Any]) -> dict[str, Any] | None:
     changed = [text(prop.get("displayName")) for prop in item.get("modifiedProperties") or []
                if isinstance(prop, dict)]
-    resource = _compact({
+    resource = compact({
         "type": text(item.get("auditResourceType")) or text(item.get("type")),
         "id": text(item.get("resourceId")), "name": text(item.get("displayName")),
         "modified_properties": [name for name in changed if name],
@@ -441,16 +441,3 @@ def _ips(values: Iterable[Any]) -> list[str]:
             except ValueError:
                 continue
     return found
-
-
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
-
-
-def _compact_list(entities: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """The entities present, each once."""
-    seen: dict[str, dict[str, Any]] = {}
-    for entity in entities:
-        if entity:
-            seen.setdefault(json.dumps(entity, sort_keys=True), entity)
-    return list(seen.values())

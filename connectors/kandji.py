@@ -34,10 +34,25 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import (
+    Connector,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Vendor,
+    Window,
+    max_retries_option,
+)
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
-from alertpull.http import DEFAULT_TIMEOUT, RateBudget, make_session
-from alertpull.record import Normalized, raw_sha256, text
+from alertpull.http import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    RateBudget,
+    error_text,
+    make_session,
+)
+from alertpull.record import Normalized, compact, raw_sha256, text, unique_strings
 from alertpull.timeutil import parse_time
 
 AUDIT_EVENTS = "audit_events"
@@ -121,9 +136,11 @@ class KandjiConnector(Connector):
         ),
         "requests_per_hour": Option(
             "int", default=9000, help="call budget per base_url (Kandji allows 10,000/hour)"
-        ),        "timeout_seconds": Option(
+        ),
+        "timeout_seconds": Option(
             "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
+        "max_retries": max_retries_option(DEFAULT_RETRIES),
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
@@ -134,7 +151,8 @@ class KandjiConnector(Connector):
         self._token = settings["api_token"]
         seconds = settings["timeout_seconds"]
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
-        self._http = make_session(timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds))
+        self._http = make_session(retries=settings["max_retries"],
+                                  timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds))
         # Shared by every source and scope of this process on the same tenant.
         self._budget = RateBudget.shared(f"kandji:{self.base_url}",
                                          settings["requests_per_hour"], RATE_PERIOD)
@@ -377,7 +395,8 @@ def _said(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    detail = body.get("detail") if isinstance(body, dict) and "detail" in body else response.text
+    has_detail = isinstance(body, dict) and "detail" in body
+    detail = body.get("detail") if has_detail else error_text(response)
     flat = " ".join(str(detail or "").split())
     if not flat:
         return ""
@@ -418,15 +437,6 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
-
-
-def _unique(values: Iterable[Any]) -> list[str]:
-    """Non-empty strings, first occurrence order, no duplicates."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
 def _severity(stream: str, rule: str) -> tuple[str, str]:
     return SEVERITY_POLICY.get((stream, rule), "unknown"), f"policy:{rule}"
 
@@ -445,14 +455,14 @@ def humanize(identifier: str) -> str:
 
 
 def _device(ident: Any, name: Any, serial: Any) -> list[dict[str, Any]]:
-    device = _compact({"type": "device", "id": text(ident), "name": text(name),
+    device = compact({"type": "device", "id": text(ident), "name": text(name),
                        "serial_number": text(serial)})
     return [device] if device.get("id") or device.get("name") else []
 
 
 def _local_accounts(names: Iterable[Any]) -> list[dict[str, Any]]:
     """The device accounts that owned the processes involved."""
-    return [{"type": "local_account", "name": name} for name in _unique(names)]
+    return [{"type": "local_account", "name": name} for name in unique_strings(names)]
 
 
 # -- audit events ----------------------------------------------------------------------------------
@@ -493,9 +503,9 @@ def normalize_audit_event(raw: dict[str, Any], host: str) -> Normalized:
             "category": "EDR" if rule != "other" else target_type,
             "type": action,
             "product": "Kandji EDR" if rule != "other" else "Kandji",
-            "users": [_compact({"type": text(raw.get("actor_type")),
+            "users": [compact({"type": text(raw.get("actor_type")),
                                 "id": text(raw.get("actor_id"))})] if raw.get("actor_id") else [],
-            "resources": [_compact({"type": target_type, "id": text(raw.get("target_id")),
+            "resources": [compact({"type": target_type, "id": text(raw.get("target_id")),
                                     "name": name,
                                     "component": text(raw.get("target_component"))})],
         },
@@ -546,7 +556,7 @@ def normalize_behavioral_detection(raw: dict[str, Any], host: str) -> Normalized
             "users": _local_accounts(p.get("owner") for p in processes.values()),
             "resources": [entry for role, process in processes.items()
                           if (entry := _process(role, process))],
-            "related": _compact({"hashes": _unique(p.get("sha256")
+            "related": compact({"hashes": unique_strings(p.get("sha256")
                                                    for p in processes.values())}),
         },
     )
@@ -557,7 +567,7 @@ def _process(role: str, process: dict[str, Any]) -> dict[str, Any]:
     if not (path or name):
         return {}
     pid = process.get("pid")
-    return _compact({
+    return compact({
         "type": "process", "role": role, "id": path or name, "name": name,
         "command_line": text(process.get("command_line")),
         "pid": pid if isinstance(pid, int) else None,
@@ -611,7 +621,7 @@ def normalize_threat_detail(raw: dict[str, Any], host: str) -> Normalized:
             "devices": _device(raw["device_id"], raw.get("device_name"),
                                raw.get("device_serial_number")),
             "users": _local_accounts([raw.get("process_owner")]),
-            "resources": [_compact({
+            "resources": [compact({
                 "type": "file", "id": file_path, "name": file_path.rsplit("/", 1)[-1],
                 "sha256": file_hash, "bundle_path": text(raw.get("bundle_path")),
                 "process": text(raw.get("process_name")),

@@ -17,7 +17,7 @@ One implementation, for every Graph source, of:
 A connector uses it as:
 
     app = GraphApp.from_settings(source_name, settings)     # settings include GRAPH_OPTIONS
-    graph = GraphClient(app, log, settings["timeout_seconds"])
+    graph = GraphClient(app, log, settings["timeout_seconds"], settings["max_retries"])
     devices = Endpoint("/v1.0/deviceManagement/managedDevices",
                        "DeviceManagementManagedDevices.Read.All",
                        RateBudget.shared(f"msgraph-intune:{app.tenant_id}", 100, 20.0))
@@ -40,13 +40,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from alertpull.connector import Option, Secret
+from alertpull.connector import Option, Secret, max_retries_option, retries_phrase
 from alertpull.errors import ConfigError, SourceError, WindowIncomplete
 from alertpull.http import (
+    DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     RETRY_STATUSES,
     CappedRetry,
     RateBudget,
+    error_text,
     make_session,
 )
 
@@ -77,11 +79,12 @@ GRAPH_OPTIONS: dict[str, Option] = {
     "timeout_seconds": Option(
         "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
     ),
+    # Bounds both retry loops of a call: GraphClient's own for 429s, urllib3's for the rest.
+    "max_retries": max_retries_option(DEFAULT_RETRIES),
 }
 
 # 429 is retried by GraphClient itself, inside the endpoint's budget.
 SERVER_ERRORS = tuple(status for status in RETRY_STATUSES if status != 429)
-THROTTLE_RETRIES = 6
 THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
 THROTTLE_BACKOFF_MAX = 60.0
 
@@ -208,13 +211,16 @@ class GraphClient:
     """Authenticated, paced, paged GETs on Graph. Shared by the threads of one run."""
 
     def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any],
-                 timeout_seconds: float) -> None:
+                 timeout_seconds: float, max_retries: int) -> None:
         self.app = app
         self.log = log
+        self.max_retries = max_retries
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
         timeout = (min(DEFAULT_TIMEOUT[0], timeout_seconds), timeout_seconds)
-        self._auth_http = make_session(timeout=timeout)  # MSAL's calls: the engine's policy
-        self._graph_http = make_session(statuses=SERVER_ERRORS, timeout=timeout)
+        # MSAL's calls: the engine's policy, 429s included.
+        self._auth_http = make_session(retries=max_retries, timeout=timeout)
+        self._graph_http = make_session(retries=max_retries, statuses=SERVER_ERRORS,
+                                        timeout=timeout)
         self._lock = threading.Lock()
         self._msal: Any = None
         self._token: str | None = None
@@ -251,7 +257,7 @@ class GraphClient:
                           endpoint.path)
             response = self._send(endpoint, url, self._access_token(rejected=token))
         if response.status_code != 200:
-            raise graph_error(response, endpoint, self.app.client_id)
+            raise graph_error(response, endpoint, self.app.client_id, self.max_retries)
         try:
             body = response.json()
         except ValueError:
@@ -275,7 +281,7 @@ class GraphClient:
             endpoint.budget.acquire()
             with _network_errors(f"GET {endpoint.path}", self.app.graph_endpoint):
                 response = self._graph_http.get(url, headers=headers)
-            if response.status_code != 429 or attempt == THROTTLE_RETRIES:
+            if response.status_code != 429 or attempt == self.max_retries:
                 return response
             wait = throttle_wait(response, attempt)
             self.log.info("Graph throttled GET %s (429); retrying in %.1fs", endpoint.path, wait)
@@ -370,8 +376,9 @@ def _network_errors(what: str, base: str) -> Iterator[None]:
         ) from None
 
 
-def graph_error(response: requests.Response, endpoint: Endpoint, client_id: str) -> SourceError:
-    """One line for a Graph error answer (after retries and the one token renewal)."""
+def graph_error(response: requests.Response, endpoint: Endpoint, client_id: str,
+                retries: int) -> SourceError:
+    """One line for a Graph error answer (after `retries` and the one token renewal)."""
     status = response.status_code
     code, message = _graph_error_body(response)
     call = f"GET {endpoint.path}"
@@ -393,11 +400,12 @@ def graph_error(response: requests.Response, endpoint: Endpoint, client_id: str)
             "authority_host and graph_endpoint are the same cloud and tenant_id is the right one"
         )
     if status == 429:
-        return SourceError(f"Graph kept throttling {call} after {THROTTLE_RETRIES} retries; "
+        return SourceError(f"Graph kept throttling {call} after {retries_phrase(retries)}; "
                            "the next run resumes")
     if status >= 500:
-        return SourceError(f"Graph failed {call} with HTTP {status} after retries ({said}); "
-                           "the next run reads the window again")
+        return SourceError(f"Graph failed {call} with HTTP {status} after "
+                           f"{retries_phrase(retries)} ({said}); the next run reads the window "
+                           "again")
     return SourceError(f"Graph refused {call} with HTTP {status} ({said})")
 
 
@@ -406,7 +414,7 @@ def _graph_error_body(response: requests.Response) -> tuple[str, str]:
         error = response.json().get("error") or {}
         return str(error.get("code") or ""), one_line(str(error.get("message") or ""))
     except (ValueError, AttributeError):
-        return "", one_line(response.text)
+        return "", one_line(error_text(response))
 
 
 # AADSTS codes with a known fix. Entra's descriptions never hold the secret; ours don't either.

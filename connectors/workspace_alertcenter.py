@@ -35,14 +35,23 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import (
+    Connector,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Vendor,
+    Window,
+    max_retries_option,
+)
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, dig, raw_sha256, text
+from alertpull.record import Normalized, dig, raw_sha256, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
@@ -56,7 +65,7 @@ UPDATED_DESCENDING = "update_time desc"
 # retry". 429 and the other transient 5xx get the same treatment.
 RETRY_BASE_SECONDS = 5
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_ATTEMPTS = 5  # 5 + 10 + 20 + 40 s of waiting (plus jitter) before giving up
+MAX_RETRIES = 4  # max_retries' default: 5 + 10 + 20 + 40 s of waiting (plus jitter)
 SEVERITIES = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
 STATUSES = {"NOT_STARTED": "new", "IN_PROGRESS": "in_progress", "CLOSED": "resolved"}
 REQUIRED_FIELDS = ("alertId", "type", "createTime")
@@ -97,6 +106,7 @@ class AlertCenterConnector(Connector):
         "timeout_seconds": Option(
             "int", default=60, help="connect and read timeout of each HTTP call"
         ),
+        "max_retries": max_retries_option(MAX_RETRIES),
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
@@ -249,15 +259,20 @@ class _Client:
                 return _json_object(request.execute())
             except Exception as err:
                 reason = _transient_reason(err)
-                if reason is None or attempt == MAX_ATTEMPTS:
+                if reason is None or attempt == self.attempts:
                     raise
             delay = base * 2 ** (attempt - 1) + random.uniform(0, base / 2)
             attempt += 1
             self.log.info(
                 "Alert Center: %s; retrying in %.1fs (attempt %d of %d)",
-                reason, delay, attempt, MAX_ATTEMPTS,
+                reason, delay, attempt, self.attempts,
             )
             time.sleep(delay)
+
+    @property
+    def attempts(self) -> int:
+        """How many times execute() makes one call: the first time and its retries."""
+        return int(self.settings["max_retries"]) + 1
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -309,7 +324,7 @@ class _Client:
             )
         if code in RETRY_STATUSES:
             return (
-                f"Alert Center answered {said} to all {MAX_ATTEMPTS} attempts (quota exceeded "
+                f"Alert Center answered {said} to {_attempts(self.attempts)} (quota exceeded "
                 "or outage); the next run reads the same window again"
             )
         return f"Alert Center alerts.list failed: {said}"
@@ -344,9 +359,13 @@ class _Client:
             )
         detail = _one_line(str(err)) or type(err).__name__
         return (
-            f"cannot reach {where} after {MAX_ATTEMPTS} attempts ({type(err).__name__}: "
+            f"cannot reach {where} after {_attempts(self.attempts)} ({type(err).__name__}: "
             f"{detail}); check api_endpoint, the network and HTTPS_PROXY/NO_PROXY"
         )
+
+
+def _attempts(count: int) -> str:
+    return f"all {count} attempts" if count > 1 else "its one attempt (max_retries: 0)"
 
 
 def _json_object(body: Any) -> dict[str, Any]:
@@ -532,21 +551,21 @@ def _generic(data: dict[str, Any]) -> Payload:
 
 def _account_warning(data: dict[str, Any]) -> Payload:
     """Suspicious login, leaked password, suspicious programmatic login, …"""
-    return Payload(ips=_strings([dig(data, "loginDetails", "ipAddress")]))
+    return Payload(ips=unique_strings([dig(data, "loginDetails", "ipAddress")]))
 
 
 def _mail_phishing(data: dict[str, Any]) -> Payload:
     """User reported phishing, phishing/malware reclassification, suspicious message, …"""
     messages = [m for m in _list(data.get("messages")) if isinstance(m, dict)]
-    senders = _strings(
+    senders = unique_strings(
         [dig(data, "maliciousEntity", "fromHeader"),
          dig(data, "maliciousEntity", "entity", "emailAddress")]
     )
     return Payload(
-        users=_strings(m.get("recipient") for m in messages),
+        users=unique_strings(m.get("recipient") for m in messages),
         emails=senders,
-        domains=_strings(s.rpartition("@")[2] for s in senders if "@" in s),
-        hashes=_strings(h for m in messages for h in _list(m.get("attachmentsSha256Hash"))),
+        domains=unique_strings(s.rpartition("@")[2] for s in senders if "@" in s),
+        hashes=unique_strings(h for m in messages for h in _list(m.get("attachmentsSha256Hash"))),
     )
 
 
@@ -589,7 +608,7 @@ def _reporting_rule(data: dict[str, Any]) -> Payload:
 
 def _google_operations(data: dict[str, Any]) -> Payload:
     return Payload(
-        users=_strings(_list(data.get("affectedUserEmails"))),
+        users=unique_strings(_list(data.get("affectedUserEmails"))),
         description=text(data.get("description")) or text(data.get("title")),
     )
 
@@ -650,9 +669,3 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-
-def _strings(values: Iterable[Any]) -> list[str]:
-    """Non-empty strings, first occurrence order, no duplicates."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))

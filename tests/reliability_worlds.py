@@ -2,9 +2,9 @@
 
 An adapter starts the type's wire fake and says what the matrix needs to know of it: the
 YAML block and environment that point the installed CLI at the fake (with a short read
-timeout), how to add N alerts, which request is its list/page call, how to answer an error
-in the vendor's own shape, how to break or bloat one alert, and which secrets it configures
-or issued. The matrix itself stays vendor-neutral.
+timeout and few retries), how to add N alerts, which request is its list/page call, how to
+answer an error in the vendor's own shape, how to break or bloat one alert, and which
+secrets it configures or issued. The matrix itself stays vendor-neutral.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from tests.graph_env import CLIENT_ID, SECRET
 from tests.world import CliWorld
 
 TIMEOUT_SECONDS = 1  # every source's read timeout here: a stalled answer costs a second
+RETRIES = 3  # max_retries here: rides out the longest transient burst, three faults in a row
+SCC_FAIL_DEADLINE = 2  # retry_deadline_seconds where a fault never ends
 PAGE = 20  # alerts per page, wherever the source or its fake lets a test choose
 STEP = timedelta(seconds=20)  # between two alerts' changed-at times
 LATEST_AGE = timedelta(minutes=5)  # how long ago the newest alert of a batch changed
@@ -88,6 +90,15 @@ class Subject:
     def secrets(self) -> list[str]:
         return [*self.configured_secrets, *self.tokens()]
 
+    def retrying(self, times: int) -> Subject:
+        """This source with max_retries set to `times`; SCC, whose Google client retries
+        against a deadline instead, with SCC_FAIL_DEADLINE (a few tries at its 1 s backoff)."""
+        if self.type_name == "scc":
+            bound = {"retry_deadline_seconds": SCC_FAIL_DEADLINE}
+        else:
+            bound = {"max_retries": times}
+        return dataclasses.replace(self, block={**self.block, **bound})
+
 
 @dataclass
 class Breaker:
@@ -103,6 +114,11 @@ class Breaker:
             return False
         self._seen += 1
         return self._seen > self.spare
+
+    @property
+    def struck(self) -> int:
+        """How many calls it has broken so far."""
+        return max(0, self._seen - self.spare)
 
 
 @dataclass
@@ -151,7 +167,8 @@ def guardduty(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subje
                  503: "ServiceUnavailableException"}
         yield Subject(
             type_name="guardduty", source=source, fake=fake, env=env,
-            block={"type": "guardduty", "regions": [REGION], "timeout_seconds": TIMEOUT_SECONDS},
+            block={"type": "guardduty", "regions": [REGION], "timeout_seconds": TIMEOUT_SECONDS,
+                   "max_retries": RETRIES},
             items=lambda: fake.findings[(REGION, DETECTOR)],
             make=lambda count, first, at: make_findings(count, first=first, region=REGION,
                                                         base_time=at, step=STEP),
@@ -206,7 +223,7 @@ def workspace_alertcenter(source: str, secrets_dir: Path, ca: ThrowawayCA) -> It
             block={"type": "workspace_alertcenter", "credentials_file": str(key_file),
                    "subject": ADMIN, "customer_id": CUSTOMER_ID, "api_endpoint": fake.url,
                    "page_size": PAGE, "retry_base_seconds": 1,
-                   "timeout_seconds": TIMEOUT_SECONDS},
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.alerts,
             make=lambda count, first, at: make_workspace_alerts(count, first=first,
                                                                 base_time=at, step=STEP),
@@ -235,7 +252,8 @@ def _graph_subject(type_name: str, source: str, fake: GraphFake, ca: ThrowawayCA
         env={"REQUESTS_CA_BUNDLE": str(ca.ca_file), secret_var: SECRET},
         block={"type": type_name, "tenant_id": fake.tenant_id, "client_id": CLIENT_ID,
                "client_secret": f"${{{secret_var}}}", "authority_host": fake.url,
-               "graph_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS, **block},
+               "graph_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS,
+               "max_retries": RETRIES, **block},
         error=_graph_error,
         configured_secrets=[SECRET],
         issued_secrets=lambda: list(fake._tokens),  # the fake keeps what it issued
@@ -300,7 +318,7 @@ def kandji(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]
             type_name="kandji", source=source, fake=fake, env={token_var: fake.token},
             block={"type": "kandji", "base_url": fake.url, "api_token": f"${{{token_var}}}",
                    "streams": ["audit_events"], "requests_per_hour": FAST_BUDGET,
-                   "timeout_seconds": TIMEOUT_SECONDS},
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.audit_events,
             make=lambda count, first, at: kandji_data.make_audit_events(
                 count, first=first, base_time=at, step=STEP),

@@ -68,8 +68,8 @@ def test_refetch_rewrites_remembered_versions_and_still_remembers_them() -> None
     plan = plan_windows(cursor, policy(since=t(30), refetch=True), NOW)
     assert [(w.start, w.end) for w in plan.ranges] == [(t(30), NOW - timedelta(minutes=2))]
     refetch = versions(cursor, refetch=True)
-    assert refetch.admit("a", t(2.5), "x")
-    assert not refetch.admit("a", t(2.5), "x")  # but never twice within the run
+    assert refetch.admit("a", to_ms(t(2.5)), "x")
+    assert not refetch.admit("a", to_ms(t(2.5)), "x")  # but never twice within the run
 
 
 def test_a_refetch_of_an_old_slice_keeps_the_overlap_memory() -> None:
@@ -107,24 +107,24 @@ def test_interval_algebra() -> None:
 
 def test_unchanged_repull_is_dropped_and_a_changed_version_is_admitted() -> None:
     filter_ = versions(Cursor())
-    assert filter_.admit("a", t(1), "v1")
-    assert not filter_.admit("a", t(1), "v1")
-    assert filter_.admit("a", t(0.5), "v2")
+    assert filter_.admit("a", to_ms(t(1)), "v1")
+    assert not filter_.admit("a", to_ms(t(1)), "v1")
+    assert filter_.admit("a", to_ms(t(0.5)), "v2")
 
 
 def test_same_timestamp_siblings_are_all_admitted() -> None:
     filter_ = versions(Cursor())
-    assert all(filter_.admit(f"id{i}", t(1), "same-content") for i in range(5))
+    assert all(filter_.admit(f"id{i}", to_ms(t(1)), "same-content") for i in range(5))
 
 
 def test_seen_versions_carry_over_to_the_next_run_only_within_the_overlap() -> None:
     first = versions(Cursor(), t(0))
-    first.admit("old", t(3), "x")
-    first.admit("recent", t(0.5), "y")
+    first.admit("old", to_ms(t(3)), "x")
+    first.admit("recent", to_ms(t(0.5)), "y")
     cursor = advance(Cursor(), [(t(24), t(0))], first, None)
     assert set(cursor.seen) == {"recent"}
     second = versions(Cursor.from_json(cursor.to_json()))
-    assert not second.admit("recent", t(0.5), "y")
+    assert not second.admit("recent", to_ms(t(0.5)), "y")
 
 
 def test_a_long_unordered_run_never_forgets_the_previous_runs_versions(
@@ -133,15 +133,15 @@ def test_a_long_unordered_run_never_forgets_the_previous_runs_versions(
     cursor = Cursor(watermark=t(30), seen={"overlap-alert": (to_ms(t(30.5)), "x")})
     filter_ = versions(cursor, t(0), ordered=False)
     for i in range(100):  # a newest-first backlog: the overlap alerts come back last
-        filter_.admit(f"new{i}", t(i / 10), f"v{i}")
-    assert not filter_.admit("overlap-alert", t(30.5), "x")
+        filter_.admit(f"new{i}", to_ms(t(i / 10)), f"v{i}")
+    assert not filter_.admit("overlap-alert", to_ms(t(30.5)), "x")
 
 
 def test_an_ordered_run_prunes_memory_as_it_goes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(VersionFilter, "_PRUNE_FLOOR", 10)
     filter_ = versions(Cursor(), t(0))
     for i in range(1000):
-        filter_.admit(f"a{i}", t(100 - i / 10), "v")
+        filter_.admit(f"a{i}", to_ms(t(100 - i / 10)), "v")
     assert len(filter_._fresh) < 50
 
 

@@ -113,7 +113,7 @@ def source_error(call: Callable[[], Any]) -> str:
 def record_of(conn: EntraIdConnector, stream: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The record the engine would write for `raw`, validated against the shipped schema."""
     alert = conn.normalize(scope_of(conn, stream), raw)
-    record = build_record("entra", "entra_id", alert, raw, raw_sha256(raw), utcnow())
+    record = build_record("entra", "entra_id", alert, raw, raw_sha256(raw), format_time(utcnow()))
     return check_records([record])[0]
 
 
@@ -297,6 +297,27 @@ def test_429_retry_after_is_honoured(graph_fake: GraphFake) -> None:
     assert graph_fake.pending_faults == 0
     [wait] = gaps(graph_fake, ALERTS_PATH)
     assert 2.0 <= wait < 2.5
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (throttled("0"), "Graph kept throttling GET /v1.0/security/alerts_v2 after 1 retry; the "
+     "next run resumes"),
+    (graph_error_response(503, "ServiceUnavailable", "Try again later."),
+     "Graph failed GET /v1.0/security/alerts_v2 with HTTP 503 after 1 retry "
+     "(ServiceUnavailable: Try again later.); the next run reads the window again"),
+    (Response(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+              {"Content-Type": "text/html"}),
+     "Graph failed GET /v1.0/security/alerts_v2 with HTTP 502 after 1 retry (Bad Gateway); "
+     "the next run reads the window again"),
+], ids=["429-own-loop", "503-urllib3", "502-html-page"])
+def test_max_retries_bounds_both_retry_loops_then_explains(
+    graph_fake: GraphFake, answer: Response, message: str,
+) -> None:
+    graph_fake.alerts = make_alerts(5)
+    graph_fake.inject(on("GET", ALERTS_PATH), Fault(response=answer), times=100)
+
+    assert source_error(lambda: pull(connector(graph_fake, max_retries=1), ALERTS)) == message
+    assert len([at for at, path in graph_fake.arrivals if path == ALERTS_PATH]) == 1 + 1
 
 
 def test_one_token_serves_every_page_of_both_streams(graph_fake: GraphFake) -> None:

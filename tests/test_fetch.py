@@ -93,7 +93,9 @@ def test_refetch_pulls_the_range_again_on_purpose(aws: AwsWorld) -> None:
 def test_dry_run_writes_neither_output_nor_state(aws: AwsWorld) -> None:
     aws.add(10, first=0, base_time=hours_ago(2))
     result = aws.fetch("--dry-run")
-    assert result.returncode == 0 and "10 fetched" in result.stderr
+    assert result.returncode == 0
+    assert "dry run: 10 fetched, 10 to write" in result.stderr
+    assert "(not saved)" in result.stderr and "written" not in result.stderr
     assert aws.records() == []
     assert not (aws.state / "aws.json").exists()
 

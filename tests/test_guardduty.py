@@ -247,6 +247,19 @@ def test_throttling_is_retried_by_botocore(fake: AwsFake) -> None:
     assert len(sent(fake, LIST_PATH)) == 3 + 2
 
 
+def test_throttling_that_never_ends_fails_after_max_retries(fake: AwsFake) -> None:
+    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    fake.inject(on("POST", LIST_PATH), Fault(response=throttled()), times=100)
+
+    message = source_error(lambda: pull(connector(max_retries=1)))
+
+    assert message == ("GuardDuty ListFindings in us-east-1 still failed with HTTP 429 after 1 "
+                       "retry (TooManyRequestsException: Rate exceeded); the next run reads "
+                       "the window again")
+    assert len(sent(fake, LIST_PATH)) == 1 + 1
+    assert GuardDutyConnector.options["max_retries"].default == 8  # botocore's max_attempts
+
+
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
 def test_a_response_cut_mid_body_is_read_again(fake: AwsFake, path: str) -> None:
     # botocore does not enforce Content-Length on these bodies and would parse the cut
@@ -261,13 +274,12 @@ def test_a_response_cut_mid_body_is_read_again(fake: AwsFake, path: str) -> None
 
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
 def test_a_response_always_cut_mid_body_fails_instead_of_reading_as_an_empty_page(
-    fake: AwsFake, path: str, monkeypatch: pytest.MonkeyPatch
+    fake: AwsFake, path: str
 ) -> None:
-    monkeypatch.setattr("alertpull.connectors.guardduty.MAX_RETRIES", 1)  # don't wait minutes
     fake.add_detector(REGION, DETECTOR, make_findings(130))
     fake.inject(on("POST", path), Fault(cut_body=True), times=2)
 
-    message = source_error(lambda: pull(connector()))
+    message = source_error(lambda: pull(connector(max_retries=1)))  # don't wait minutes
 
     assert message == ("AWS closed the connection mid-response in us-east-1, still after "
                        "retries; the next run reads the window again")
@@ -573,7 +585,8 @@ def test_normalize_maps_each_finding_kind(index: int, validate_records: Any) -> 
     assert alert.extra["resources"] == resources
     assert alert.extra["users"] == users
     assert alert.extra["related"] == related
-    record = build_record("aws-test", "guardduty", alert, raw, raw_sha256(raw), BASE_TIME)
+    record = build_record("aws-test", "guardduty", alert, raw, raw_sha256(raw),
+                          format_time(BASE_TIME))
     validate_records([record])
 
 

@@ -94,7 +94,7 @@ def moves(changes: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[Any, Any
 def record_of(conn: IntuneConnector, stream: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The record the engine would write for `raw`, validated against the shipped schema."""
     alert = conn.normalize(scope_of(conn, stream), raw)
-    record = build_record("intune", "intune", alert, raw, raw_sha256(raw), utcnow())
+    record = build_record("intune", "intune", alert, raw, raw_sha256(raw), format_time(utcnow()))
     return check_records([record])[0]
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from alertpull.config import validate_block
 from alertpull.connector import Memory, Scope, Secret, Window
 from alertpull.connectors.kandji import KandjiConnector
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import build_record, raw_sha256
-from alertpull.timeutil import parse_time, utcnow
+from alertpull.timeutil import format_time, parse_time, utcnow
 from tests.conftest import check_records
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.kandji import (
@@ -139,6 +140,18 @@ def test_bad_settings_are_config_errors(world: KandjiWorld, overrides: dict[str,
     with pytest.raises(ConfigError, match=r"^sources\.kandji\.") as caught:
         connector(world, **overrides)
     assert message in str(caught.value)
+
+
+def test_max_retries_may_be_zero_but_not_negative() -> None:
+    block = {"base_url": "https://acme.api.kandji.io", "api_token": "t"}
+    where = "sources.kandji"
+
+    assert validate_block({**block, "max_retries": 0}, KandjiConnector.options, where,
+                          ".")["max_retries"] == 0
+    with pytest.raises(ConfigError) as caught:
+        validate_block({**block, "max_retries": -1}, KandjiConnector.options, where, ".")
+    assert str(caught.value) == ("sources.kandji.max_retries: expected a whole number, 0 or "
+                                 "more, got -1")
 
 
 def test_an_https_base_url_keeps_only_scheme_and_host(world: KandjiWorld) -> None:
@@ -399,6 +412,20 @@ def test_a_persistent_outage_is_explained(world: KandjiWorld, slept: list[float]
     assert len(world.fake.requests) == 7
 
 
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_max_retries_bounds_the_calls_of_a_persistent_outage(
+    world: KandjiWorld, slept: list[float], max_retries: int
+) -> None:
+    unavailable = Response.json({"detail": "Try again later."}, 503)
+    world.fake.inject(AUDIT, Fault(response=unavailable), times=max_retries + 1)
+    conn = connector(world, max_retries=max_retries)
+
+    message = source_error(lambda: pull(conn, world, "audit_events"), world)
+
+    assert message.startswith("Kandji failed GET /api/v1/audit/events with HTTP 503 after ")
+    assert len(world.fake.requests) == max_retries + 1
+
+
 def test_a_wrong_host_path_or_body_is_explained(world: KandjiWorld) -> None:
     world.fake.inject(AUDIT, Fault(response=Response.json({"detail": "Not found."}, 404)))
     world.fake.inject(AUDIT, Fault(response=Response(200, b"<html>login</html>")))
@@ -442,7 +469,7 @@ def test_check_reads_each_stream_once(world: KandjiWorld) -> None:
 
 def normalized(world: KandjiWorld, stream: str, raw: dict[str, Any]) -> Any:
     alert = connector(world).normalize(scope(world, stream), raw)
-    record = build_record(SOURCE, "kandji", alert, raw, raw_sha256(raw), BASE_TIME)
+    record = build_record(SOURCE, "kandji", alert, raw, raw_sha256(raw), format_time(BASE_TIME))
     check_records([record])
     assert record["raw"] is raw and alert.tenant == host(world)
     return alert

@@ -21,6 +21,7 @@ from alertpull.connectors import REGISTRY, connector_class
 from alertpull.connectors.guardduty import GuardDutyConnector
 from alertpull.ocsf import to_ocsf
 from alertpull.record import build_record, raw_sha256, record_id
+from alertpull.timeutil import format_time
 from tests.aws_env import AwsWorld
 from tests.conftest import check_records
 from tests.world import hours_ago
@@ -146,7 +147,7 @@ def fixture_records(source_type: str) -> list[dict[str, Any]]:
     conn = cls(f"my-{source_type}", validate_block(settings, cls.options, "test", "/tmp"),
                logging.getLogger("test"))
     records = [build_record(conn.source_name, source_type, conn.normalize(scope, raw), raw,
-                            raw_sha256(raw), PULLED_AT) for scope, raw in alerts(conn)]
+                            raw_sha256(raw), format_time(PULLED_AT)) for scope, raw in alerts(conn)]
     assert records
     return check_records(records)
 

@@ -4,8 +4,9 @@ For each source type (adapters in tests/reliability_worlds.py):
 - SIGKILL at several points of a pull, then a rerun: every alert version exactly once;
 - transient faults on a page call (429 with and without Retry-After, a 500/502/503 burst, a
   connection cut mid-body, a stalled answer): retried, the run completes, each alert once;
-- persistent faults: that source alone fails, with one clear line and no traceback, its
-  cursor unmoved and nothing half-written visible; a healthy source beside it is written;
+- persistent faults (429s and 5xx that never end, a body always cut or never JSON): that
+  source alone fails once its max_retries are spent, with one clear line and no traceback,
+  its cursor unmoved and nothing half-written visible; a healthy source beside it is written;
 - a malformed alert is skipped with a warning, a huge one written whole;
 - no configured or issued secret reaches stdout, stderr, output or state.
 
@@ -148,31 +149,41 @@ def test_a_transient_fault_is_retried_and_every_alert_written_once(
 
 # -- persistent faults: that source fails cleanly, the others go on --------------------------
 
-# Which source types each persistent fault is tried on: where the retries give up within
-# seconds. The others' budgets are longer by design and not configurable: SCC retries
-# transient errors for 180 s, Workspace for ~16 s (1+2+4+8 s at retry_base_seconds 1), and
-# botocore's standard mode backs off at random for up to ~1 min (8 retries).
 PERSISTENT: dict[str, Callable[[Subject], Fault]] = {
     "truncated-json": lambda s: Fault(response=TRUNCATED_JSON),
     "cut-body": lambda s: Fault(cut_body=True),
-    # urllib3 waits out Retry-After between its 6 retries: 6 s.
+    "503": lambda s: Fault(response=s.error(503)),
     "503-retry-after": lambda s: Fault(response=with_retry_after(s.error(503), "1")),
-    # Graph's own 429 loop (6 retries) honours Retry-After: 0.
-    "429-retry-after-0": lambda s: Fault(response=with_retry_after(s.error(429), "0")),
+    "500": lambda s: Fault(response=s.error(500)),
+    "502": lambda s: Fault(response=s.error(502)),  # a load balancer's page, not the vendor's
+    "429": lambda s: Fault(response=s.error(429)),
+    "429-retry-after": lambda s: Fault(response=with_retry_after(s.error(429), "1")),
 }
 FAIL_DEADLINE = 10.0  # seconds: a persistent fault must be given up on within this
+FAIL_RETRIES = 1  # max_retries where a fault never ends: every retry loop gives up in seconds
+# The never-ending 503 and 429 (Retry-After absent, as Identity Protection and quota errors
+# send them) on every source, bounded low (Subject.retrying). 500 takes the same path as 503
+# everywhere (the same retried status set, a vendor-shaped body): once. 502 is an HTML page,
+# which each error describer must still turn into one clear line: once per describer (Intune
+# shares Entra ID's). Retry-After only where a retry loop honours it: urllib3 (Kandji; Graph's
+# 5xx) and Graph's own 429 loop; botocore and the Workspace loop keep their own backoff.
+# A cut body only where a retry loop of ours (TimeoutSession) re-reads it.
 PERSISTENT_CASES = [
     *[(type_name, "truncated-json") for type_name in TYPES],
+    *[(type_name, fault) for type_name in TYPES for fault in ("503", "429")],
+    ("guardduty", "500"),
+    ("guardduty", "502"), ("workspace_alertcenter", "502"), ("entra_id", "502"),
+    ("kandji", "502"), ("scc", "502"),
+    ("entra_id", "503-retry-after"), ("kandji", "503-retry-after"),
+    ("entra_id", "429-retry-after"), ("kandji", "429-retry-after"),
     ("entra_id", "cut-body"), ("intune", "cut-body"), ("kandji", "cut-body"),
-    ("kandji", "503-retry-after"),
-    ("entra_id", "429-retry-after-0"),  # Graph's own paced 429 loop, not urllib3's too
 ]
 
 
 @pytest.mark.parametrize(("type_name", "fault"), PERSISTENT_CASES)
 def test_a_persistent_fault_fails_that_source_alone_and_cleanly(
         world: RunWorld, subject: Subject, healthy: Subject, fault: str) -> None:
-    world.configure(subject, healthy)
+    world.configure(subject.retrying(FAIL_RETRIES), healthy)
     subject.add(10, 0)
     healthy.add(5, 0)
     assert world.fetch().returncode == 0
@@ -194,6 +205,12 @@ def test_a_persistent_fault_fails_that_source_alone_and_cleanly(
     assert state_scopes(world, subject.source) == cursor
     assert visible_files(world, subject) == published and not hidden_files(world)
     assert len(source_records(world, healthy)) == 10
+    if fault == "truncated-json":  # a whole answer that is not JSON is not worth retrying
+        assert breaker.struck == 1
+    elif subject.type_name == "scc":  # retried until retry_deadline_seconds ran out
+        assert breaker.struck >= 2
+    else:
+        assert breaker.struck == FAIL_RETRIES + 1, "max_retries did not bound the retries"
     breaker.on = False  # the vendor recovers: the next run reads what the failed one did not
     assert world.fetch().returncode == 0
     assert_exactly_once(world, subject, 10 + COUNT)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
 
 import boto3
 import botocore.endpoint
@@ -26,6 +29,7 @@ from alertpull.sinks.s3 import S3Sink
 from alertpull.timeutil import parse_time, utcnow
 from tests.aws_env import AwsWorld
 from tests.conftest import ALERTPULL
+from tests.fakes.http_fake import FakeServer, Fault, Request, Response
 from tests.s3_fixtures import FAKE_SECRET, fake_aws_env, moto_server, unique_bucket
 from tests.world import hours_ago
 
@@ -312,3 +316,124 @@ def test_two_hosts_sharing_s3_state_pull_a_source_once(
         records = [json.loads(line) for key in parts for line in gzip.decompress(
             client.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines()]
         assert len(records) == 40 == len({r["native_id"] for r in records})
+
+
+# Headers that belong to one hop: the proxy's own server and client set their own.
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "expect", "content-length",
+               "date", "server"}
+S3_INTERNAL_ERROR = Response(
+    500,
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>",
+    {"Content-Type": "application/xml"},
+)
+
+
+class S3Proxy(FakeServer):
+    """Forwards every request to a working S3 endpoint (moto's server) as it came, so a
+    test can script wire faults between alertpull and S3 with `inject`.
+
+    The query is rebuilt from the parsed one, which drops blank values (`?uploads`): fine
+    for single PUTs, not for multipart uploads.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
+        self.upstream = urlsplit(upstream).netloc
+
+    def handle(self, request: Request) -> Response:
+        query = urlencode(request.query, doseq=True)
+        headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
+        connection = http.client.HTTPConnection(self.upstream, timeout=10)
+        try:
+            connection.request(request.method, f"{request.path}?{query}" if query else
+                               request.path, body=request.body or None, headers=headers)
+            reply = connection.getresponse()
+            body = reply.read()
+        finally:
+            connection.close()
+        return Response(reply.status, body, {k: v for k, v in reply.getheaders()
+                                             if k.lower() not in HOP_HEADERS})
+
+
+def object_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
+    objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return [o["Key"] for o in objects]
+
+
+def published_records(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every record in the gzip parts under `prefix`."""
+    return [json.loads(line) for key in object_keys(client, bucket, prefix)
+            for line in gzip.decompress(
+                client.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines()]
+
+
+def committed_cursors(client: Any, bucket: str, source: str) -> dict[str, Any]:
+    """The source's committed scopes (cursors) in its S3 state document."""
+    body = client.get_object(Bucket=bucket, Key=f"alertpull/state/{source}.json")["Body"]
+    return dict(json.loads(body.read())["scopes"])
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(response=S3_INTERNAL_ERROR), Fault(response=S3_INTERNAL_ERROR, cut_body=True)],
+    ids=["500", "reply-cut-mid-body"],
+)
+def test_cli_s3_put_failing_mid_publish_fails_only_that_source_and_rerun_is_exactly_once(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, validate_records: Any, fault: Fault
+) -> None:
+    """S3 keeps failing the PUT of one source's part, past botocore's own retries: that
+    source fails in one line with its cursor and its bucket prefix untouched, the other
+    source is delivered, and once S3 recovers the rerun writes every version once."""
+    fake_aws_env(monkeypatch)
+    aws.add(10, first=0, base_time=hours_ago(2))
+    bucket = unique_bucket()
+    spool = aws.root / "spool"
+    broken, healthy = "aws", "aws-other"  # two sources pulling the same detector
+    broken_prefix = f"alerts/source={broken}/"
+    outage = threading.Event()
+
+    def put_of_broken_part(request: Request) -> bool:
+        return (outage.is_set() and request.method == "PUT"
+                and unquote(request.path).startswith(f"/{bucket}/{broken_prefix}"))
+
+    with moto_server() as endpoint, S3Proxy(endpoint) as proxy:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket=bucket)
+        detector = {"type": "guardduty", "regions": ["us-east-1"]}
+        aws.write_config(
+            sources={broken: detector, healthy: detector},
+            state={"backend": "s3", "bucket": bucket},
+            sink={"type": "s3", "bucket": bucket, "prefix": "alerts", "spool_dir": str(spool)},
+        )
+        via_proxy = {"AWS_ENDPOINT_URL_S3": proxy.url}
+        assert aws.fetch(**via_proxy).returncode == 0
+        cursors = {name: committed_cursors(client, bucket, name) for name in (broken, healthy)}
+        parts = object_keys(client, bucket, broken_prefix)
+
+        aws.add(15, first=100, base_time=hours_ago(0.5))
+        proxy.inject(put_of_broken_part, fault, times=sys.maxsize)
+        outage.set()
+        failed = aws.fetch(**via_proxy)
+
+        assert failed.returncode == 1, failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert aws.env["AWS_SECRET_ACCESS_KEY"] not in failed.stderr
+        [error] = [line for line in failed.stderr.splitlines() if " ERROR " in line]
+        assert f"[{broken}] failed: " in error and f"S3 bucket {bucket!r}" in error
+        assert sum(map(put_of_broken_part, proxy.requests)) > 1, "botocore retries the PUT"
+        assert committed_cursors(client, bucket, broken) == cursors[broken]
+        assert object_keys(client, bucket, broken_prefix) == parts
+        assert len(list(spool.iterdir())) == 1, "the unpublished part waits in the spool"
+        assert committed_cursors(client, bucket, healthy) != cursors[healthy]
+        assert not [key for key in object_keys(client, bucket) if key.endswith(".lock")]
+
+        outage.clear()
+        rerun = aws.fetch(**via_proxy)
+        assert rerun.returncode == 0, rerun.stderr
+        arns = sorted(f["arn"] for f in aws.findings())
+        for source in (broken, healthy):
+            records = published_records(client, bucket, f"alerts/source={source}/")
+            assert sorted(r["native_id"] for r in records) == arns, source
+            validate_records(records)
+        assert list(spool.iterdir()) == []

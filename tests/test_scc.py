@@ -1,5 +1,5 @@
-"""The SCC connector through the real google-cloud-securitycenter v2 REST client and
-google-auth, against a local fake of the Google APIs; then the installed CLI as cron runs it."""
+"""The SCC connector through google-auth's AuthorizedSession and google-api-core's pager and
+retry, against a local fake of the Google APIs; then the installed CLI as cron runs it."""
 
 from __future__ import annotations
 
@@ -348,12 +348,10 @@ def test_an_unusable_key_file_is_named(scc: SccWorld, tmp_path: Path) -> None:
     assert scc.fake.requests == []
 
 
-def test_an_unreachable_endpoint_is_named_after_retries(
-    scc: SccWorld, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("alertpull.connectors.scc.RETRY_DEADLINE", 1.5)  # don't wait minutes
+def test_an_unreachable_endpoint_is_named_after_retries(scc: SccWorld) -> None:
+    unreachable = connector(scc, api_endpoint="http://127.0.0.1:9", retry_deadline_seconds=2)
 
-    message = source_error(lambda: pull(connector(scc, api_endpoint="http://127.0.0.1:9")))
+    message = source_error(lambda: pull(unreachable))
 
     assert message == (
         "cannot reach the SCC API at http://127.0.0.1:9 (ConnectionError): check api_endpoint, "
@@ -367,7 +365,7 @@ def test_check_names_the_parent_and_the_principal(scc: SccWorld) -> None:
         f"{PARENT}/sources/-/locations/global: 7 finding(s) readable as {scc.email}; "
         "pulling 1 scope(s)")
     assert list_queries(scc.fake, f"/v2/{PARENT}/sources/-/locations/global/findings") == [
-        {"pageSize": "1", "$alt": "json;enum-encoding=int"}]
+        {"pageSize": "1"}]
 
 
 # -- normalize -----------------------------------------------------------------------------
@@ -456,7 +454,7 @@ def test_normalize_maps_each_finding_shape(scc: SccWorld, index: int,
     [entity] = extra["resources"]
     assert (entity["type"], entity["id"], entity["name"]) == (
         want["resource_type"], resource["name"], resource["displayName"])
-    record = build_record("gcp", "scc", alert, raw, raw_sha256(raw), BASE_TIME)
+    record = build_record("gcp", "scc", alert, raw, raw_sha256(raw), format_time(BASE_TIME))
     validate_records([record])
 
 
@@ -676,6 +674,37 @@ def test_cli_quota_error_then_success_and_malformed_finding_skipped(scc: SccWorl
     assert scc.fake.pending_faults == 0
     assert f"skipped malformed alert {bad['name']}: SCC finding has no category" in result.stderr
     assert len(scc.records()) == 11
+
+
+def test_cli_persistent_503_fails_the_source_within_its_retry_deadline(scc: SccWorld) -> None:
+    scc.add(5, first=0, base_time=hours_ago(2))
+    assert scc.fetch().returncode == 0
+    cursor = scc.cli("cursor", "show", "--source", "gcp").stdout
+    scc.add(5, first=5, base_time=hours_ago(1))
+    unavailable = google_api_error(503, "The service is currently unavailable.")
+    scc.fake.inject(on("GET", LIST_PATH), Fault(response=unavailable), times=1000)
+    scc.write_config(retry_deadline_seconds=2)
+
+    failed = scc.fetch()
+
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    [line] = [line for line in failed.stderr.splitlines() if "ERROR" in line]
+    assert line.endswith(
+        f"SCC list_findings of {PARENT}/sources/- failed: 503 UNAVAILABLE: The service is "
+        "currently unavailable. (still failing after retries)")
+    assert scc.cli("cursor", "show", "--source", "gcp").stdout == cursor
+    assert len(scc.records()) == 5
+
+
+def test_cli_refuses_a_retry_deadline_that_is_not_positive(scc: SccWorld) -> None:
+    scc.write_config(retry_deadline_seconds=0)
+
+    result = scc.fetch()
+
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "sources.gcp.retry_deadline_seconds: expected a positive whole number, got 0" in (
+        result.stderr)
+    assert scc.fake.requests == []
 
 
 def test_cli_since_is_clamped_to_the_13_month_retention(scc: SccWorld) -> None:

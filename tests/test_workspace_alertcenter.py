@@ -24,7 +24,7 @@ import pytest
 from alertpull.connector import Memory, Scope, Window
 from alertpull.connectors.workspace_alertcenter import (
     DELEGATION_PATH,
-    MAX_ATTEMPTS,
+    MAX_RETRIES,
     RETRY_BASE_SECONDS,
     SCOPE,
     AlertCenterConnector,
@@ -307,18 +307,25 @@ def test_quota_503_then_429_are_retried_with_growing_backoff(world: AlertCenterW
     assert RETRY_BASE_SECONDS == AlertCenterConnector.options["retry_base_seconds"].default == 5
 
 
-def test_a_persistent_quota_error_fails_after_the_last_attempt(world: AlertCenterWorld) -> None:
+@pytest.mark.parametrize(("max_retries", "attempts"),
+                         [(None, "all 5 attempts"), (1, "all 2 attempts"),
+                          (0, "its one attempt (max_retries: 0)")])
+def test_a_persistent_quota_error_fails_after_max_retries(
+    world: AlertCenterWorld, max_retries: int | None, attempts: str
+) -> None:
     world.fake.alerts.extend(make_alerts(3))
-    world.fake.inject(LIST, Fault(response=quota_exceeded()), times=MAX_ATTEMPTS)
+    calls = (MAX_RETRIES if max_retries is None else max_retries) + 1
+    world.fake.inject(LIST, Fault(response=quota_exceeded()), times=calls)
+    overrides = {} if max_retries is None else {"max_retries": max_retries}
 
-    message = source_error(lambda: pull(connector(world), minutes(0, 60)), world)
+    message = source_error(lambda: pull(connector(world, **overrides), minutes(0, 60)), world)
 
     assert message == (
         "Alert Center answered 503 UNAVAILABLE 'The service is currently unavailable.' to "
-        f"all {MAX_ATTEMPTS} attempts (quota exceeded or outage); the next run reads the same "
-        "window again"
+        f"{attempts} (quota exceeded or outage); the next run reads the same window again"
     )
-    assert len(world.fake.list_requests()) == MAX_ATTEMPTS
+    assert len(world.fake.list_requests()) == calls
+    assert MAX_RETRIES == AlertCenterConnector.options["max_retries"].default == 4
 
 
 @pytest.mark.parametrize(("matcher", "calls"), [(LIST, 2 + 1), (TOKEN, 1 + 1)],
@@ -341,13 +348,13 @@ def test_a_stalled_call_times_out_and_is_retried(world: AlertCenterWorld, matche
 def test_a_server_that_never_answers_fails_naming_the_token_endpoint(
     world: AlertCenterWorld,
 ) -> None:
-    world.fake.inject(TOKEN, Fault(delay=1), times=MAX_ATTEMPTS)
+    world.fake.inject(TOKEN, Fault(delay=1), times=MAX_RETRIES + 1)
 
     message = source_error(
         lambda: pull(connector(world, timeout_seconds=0.2), minutes(0, 60)), world
     )
 
-    assert message.startswith(f"cannot reach {world.fake.url}/token after 5 attempts (")
+    assert message.startswith(f"cannot reach {world.fake.url}/token after all 5 attempts (")
     assert "HTTPS_PROXY/NO_PROXY" in message
 
 
@@ -356,7 +363,7 @@ def test_an_unreachable_endpoint_is_named(world: AlertCenterWorld) -> None:
         lambda: pull(connector(world, api_endpoint="http://127.0.0.1:9"), minutes(0, 60)), world
     )
 
-    assert message.startswith("cannot reach http://127.0.0.1:9 after 5 attempts (")
+    assert message.startswith("cannot reach http://127.0.0.1:9 after all 5 attempts (")
 
 
 def test_a_body_cut_short_is_retried(world: AlertCenterWorld) -> None:
@@ -644,7 +651,7 @@ def test_normalize_maps_each_alert_kind(world: AlertCenterWorld, index: int) -> 
     assert extra["last_seen_at"] == (None if index % 4 == 3 else created - timedelta(minutes=5))
     assert extra["assignee"] == raw["metadata"].get("assignee")
     record = build_record(SOURCE, "workspace_alertcenter", alert, raw, raw_sha256(raw),
-                          BASE_TIME)
+                          format_time(BASE_TIME))
     check_records([record])
     assert record["raw"] is raw
 
@@ -699,7 +706,8 @@ def test_an_unknown_alert_type_is_kept_with_the_generic_mapping(world: AlertCent
     assert alert.extra["product"] == "Future product"
     assert alert.extra["users"] == [{"name": "user12@example.com", "email": "user12@example.com"}]
     assert (alert.extra["devices"], alert.extra["related"]) == ([], {})
-    record = build_record(SOURCE, "workspace_alertcenter", alert, raw, raw_sha256(raw), BASE_TIME)
+    record = build_record(SOURCE, "workspace_alertcenter", alert, raw, raw_sha256(raw),
+                          format_time(BASE_TIME))
     assert check_records([record])[0]["raw"]["data"]["qubits"] == [{"id": "q1", "fidelity": 0.42}]
 
 

@@ -80,7 +80,7 @@ def describe_s3_error(exc: Exception, bucket: str) -> str:
             "the network and HTTPS_PROXY"
         )
     if not isinstance(exc, ClientError):
-        return f"S3 request to {where} failed: {exc}"
+        return f"request to {where} failed: {exc}"
     code = error_code(exc)
     if code == "NoSuchBucket":
         return f"{where} does not exist; check the bucket name (and region / endpoint_url)"
@@ -93,7 +93,7 @@ def describe_s3_error(exc: Exception, bucket: str) -> str:
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
         return f"S3 rejected the AWS credentials for {where} ({code}); refresh or fix them"
     message = exc.response.get("Error", {}).get("Message", "")
-    return f"S3 request to {where} failed: {code}: {message}".rstrip(": ")
+    return f"request to {where} failed: {code}: {message}".rstrip(": ")
 
 
 @contextlib.contextmanager

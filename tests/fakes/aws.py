@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape
 
 from alertpull.timeutil import format_time, parse_time, to_epoch_ms, utcnow
 
+from .generated import Generated
 from .guardduty_data import ACCOUNT, DETECTOR, REGION, Finding, make_findings
 from .http_fake import FakeServer, Request, Response
 
@@ -151,6 +152,7 @@ class AwsFake(FakeServer):
     """One AWS account (or several, through roles) with GuardDuty detectors per region.
 
     findings: (region, detector_id) -> findings in wire format; the test may edit them.
+        The bench's are Generated (guardduty_data.generated_findings): read-only, lazy.
     disabled_regions: opt-in regions not enabled for the account: GuardDuty answers 403.
     trusted_external_id: when set, AssumeRole requires this ExternalId.
     role_session_lifetime: how long the credentials AssumeRole hands out stay valid.
@@ -163,14 +165,14 @@ class AwsFake(FakeServer):
         self.account = account
         self.enabled_regions: set[str] = set()
         self.disabled_regions: set[str] = set()
-        self.findings: dict[tuple[str, str], FindingList] = {}
+        self.findings: dict[tuple[str, str], FindingList | Generated[Finding]] = {}
         self.trusted_external_id: str | None = None
         self.role_session_lifetime = timedelta(hours=1)
         self.repeat_token_from_page: int | None = None
         self.latency = 0.0  # seconds added to every call, like a distant endpoint
         self.issued: dict[str, _Issued] = {}  # access key id -> temporary credentials
         # nextToken -> (bound query, offset, the ids the paging session matched)
-        self._tokens: dict[str, tuple[str, int, list[str]]] = {}
+        self._tokens: dict[str, tuple[str, int, Sequence[str]]] = {}
         self._indexes: dict[tuple[str, str], tuple[int, dict[str, Finding]]] = {}
         self._state = threading.Lock()
 
@@ -178,7 +180,8 @@ class AwsFake(FakeServer):
 
     def add_detector(self, region: str, detector_id: str, findings: Iterable[Finding] = ()) -> None:
         self.enabled_regions.add(region)
-        self.findings[(region, detector_id)] = FindingList(findings)
+        self.findings[(region, detector_id)] = (
+            findings if isinstance(findings, Generated) else FindingList(findings))
 
     def enable_region(self, region: str) -> None:
         """An enabled region where GuardDuty has no detector."""
@@ -234,7 +237,8 @@ class AwsFake(FakeServer):
         ids = sorted(det for (reg, det) in self.findings if reg == region)
         return Response.json({"detectorIds": ids})
 
-    def _detector_findings(self, region: str, detector_id: str) -> list[Finding]:
+    def _detector_findings(self, region: str,
+                           detector_id: str) -> FindingList | Generated[Finding]:
         if (region, detector_id) not in self.findings:
             raise Rejected(bad_request(INVALID_DETECTOR))
         return self.findings[(region, detector_id)]
@@ -251,14 +255,14 @@ class AwsFake(FakeServer):
             offset, matches = self._resume(token, query)
         else:
             # A paging session reads the ids matching when it started, as a cursor would.
-            offset, matches = 0, [f["id"] for f in _sorted(_filter(findings, criterion), sort)]
-        page = matches[offset : offset + max_results]
+            offset, matches = 0, _matching_ids(findings, criterion, sort)
+        page = list(matches[offset : offset + max_results])
         end = offset + len(page)
         more = end < len(matches)
         next_token = self._next_token(token, query, offset, end, matches) if more else ""
         return Response.json({"findingIds": page, "nextToken": next_token})
 
-    def _resume(self, token: str, query: str) -> tuple[int, list[str]]:
+    def _resume(self, token: str, query: str) -> tuple[int, Sequence[str]]:
         """Where a nextToken continues; a token only continues the query it came from."""
         if token not in self._tokens:
             raise invalid_input("the input nextToken has an invalid value")
@@ -268,7 +272,7 @@ class AwsFake(FakeServer):
         return offset, matches
 
     def _next_token(self, token: str | None, query: str, offset: int, end: int,
-                    matches: list[str]) -> str:
+                    matches: Sequence[str]) -> str:
         page_number = offset // (end - offset) + 1
         if token and self.repeat_token_from_page and page_number >= self.repeat_token_from_page:
             return token
@@ -276,21 +280,25 @@ class AwsFake(FakeServer):
         self._tokens[new_token] = (query, end, matches)
         return new_token
 
-    def _index(self, region: str, detector_id: str) -> dict[str, Finding]:
-        """id -> finding, rebuilt only when the list of findings changed."""
+    def _finder(self, region: str, detector_id: str) -> Callable[[str], Finding | None]:
+        """id -> finding: Generated findings find it from the id itself; a list's index is
+        rebuilt only when the list of findings changed."""
         findings = self._detector_findings(region, detector_id)
+        if isinstance(findings, Generated):
+            return findings.find
         version, cached = self._indexes.get((region, detector_id), (-1, {}))
         if version != findings.version:
             cached = {f["id"]: f for f in findings}
             self._indexes[(region, detector_id)] = (findings.version, cached)
-        return cached
+        return cached.get
 
     def _get_findings(self, region: str, detector_id: str, body: dict[str, Any]) -> Response:
-        findings = self._index(region, detector_id)
+        find = self._finder(region, detector_id)
         ids = body.get("findingIds", [])
         if not 1 <= len(ids) <= MAX_RESULTS:
             raise invalid_input("the input findingIds has an invalid value")
-        found = [findings[i] for i in ids if i in findings]  # unknown ids are left out, as AWS does
+        # Unknown ids are left out, as AWS does.
+        found = [finding for finding in map(find, ids) if finding is not None]
         sort = body.get("sortCriteria")
         return Response.json({"findings": _sorted(found, sort) if sort else found})
 
@@ -382,21 +390,38 @@ def _xml(action: str, namespace: str, result: str) -> Response:
     return Response(200, body.encode(), {"Content-Type": "text/xml"})
 
 
-def _filter(findings: list[Finding], criterion: dict[str, Any]) -> list[Finding]:
+def _matching_ids(findings: Sequence[Finding], criterion: dict[str, Any],
+                  sort: dict[str, Any] | None) -> Sequence[str]:
+    """The ids ListFindings pages through. Generated findings filtered on updatedAt alone
+    and sorted by it ascending are a window found by bisection, their ids read per page."""
+    ascending = sort is not None and sort.get("attributeName") == "updatedAt" and \
+        sort.get("orderBy", "ASC") != "DESC"
+    if isinstance(findings, Generated) and findings.sorted_by == "updatedAt" and ascending \
+            and set(criterion) <= {"updatedAt"}:
+        window = findings
+        for compare, value in _updated_at_checks(criterion.get("updatedAt", {})):
+            window = window.where(_updated_ms, compare, value)
+        return window.map(operator.itemgetter("id"))
+    return [f["id"] for f in _sorted(_filter(findings, criterion), sort)]
+
+
+def _filter(findings: Iterable[Finding], criterion: dict[str, Any]) -> list[Finding]:
     tests = [_condition(field, condition) for field, condition in criterion.items()]
     return [f for f in findings if all(test(f) for test in tests)]
 
 
 def _condition(field: str, condition: dict[str, Any]) -> Callable[[Finding], bool]:
     if field == "updatedAt":
-        return _updated_at_condition(condition)
+        checks = _updated_at_checks(condition)
+        return lambda f: all(op(_updated_ms(f), value) for op, value in checks)
     if field == "service.archived":
         wanted = {value == "true" for value in condition.get("equals", [])}
         return lambda f: bool(f["service"]["archived"]) in wanted
     raise invalid_input(f"the criterion field {field} is not supported by this fake")
 
 
-def _updated_at_condition(condition: dict[str, Any]) -> Callable[[Finding], bool]:
+def _updated_at_checks(condition: dict[str, Any]) -> list[tuple[Callable[[int, int], bool], int]]:
+    """The (comparison, epoch ms) pairs of an updatedAt condition, each checked as AWS does."""
     checks: list[tuple[Callable[[int, int], bool], int]] = []
     for name, value in condition.items():
         if name in _INT32_OPS and abs(value) > INT32_MAX:
@@ -405,10 +430,10 @@ def _updated_at_condition(condition: dict[str, Any]) -> Callable[[Finding], bool
         if op is None:
             raise invalid_input(f"the operator {name} is not valid for updatedAt")
         checks.append((op, value))
-    return lambda f: all(op(_updated_ms(f), value) for op, value in checks)
+    return checks
 
 
-def _sorted(findings: list[Finding], sort: dict[str, Any] | None) -> list[Finding]:
+def _sorted(findings: Iterable[Finding], sort: dict[str, Any] | None) -> list[Finding]:
     """Sort by updatedAt (then id, so equal timestamps page stably); without sortCriteria by id."""
     if not sort:
         return sorted(findings, key=lambda f: f["id"])

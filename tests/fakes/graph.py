@@ -23,6 +23,7 @@ import base64
 import functools
 import hashlib
 import json
+import operator
 import re
 import secrets
 import tempfile
@@ -40,6 +41,7 @@ from cryptography.hazmat.primitives import hashes
 
 from alertpull.timeutil import parse_time, utcnow
 
+from .generated import Generated
 from .graph_data import (
     EVOLVED_SERVICE_SOURCES,
     TENANT_ID,
@@ -59,10 +61,13 @@ _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 _TIME_CLAUSE = re.compile(r"^(\w+) (ge|gt|lt|le|eq) (\S+)$")
 _SOURCES_CLAUSE = re.compile(r"^\(serviceSource eq '(\w+)'((?: or serviceSource eq '\w+')*)\)$")
-_COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {
-    "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b, "eq": lambda a, b: a == b,
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "ge": operator.ge, "gt": operator.gt, "lt": operator.lt, "le": operator.le, "eq": operator.eq,
 }
+
+
+Items = list[dict[str, Any]] | Generated[dict[str, Any]]
+TimeClause = tuple[str, Callable[[Any, Any], bool], datetime]  # property, comparison, bound
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,8 @@ def throttled(retry_after: str | None = None) -> Response:
 class GraphFake(FakeServer):
     """One tenant: its app registrations, alerts_v2 alerts and risk detections.
 
-    alerts / risk_detections: wire objects; tests may edit them between runs.
+    alerts / risk_detections: wire objects; tests may edit them between runs. The bench
+        sets a Generated sequence sorted by the collection's changed-at field instead.
     max_page: the most a page holds, below $top (Graph pages as it sees fit).
     repeat_link_from_page: from that page on, answer with the nextLink just followed.
     risk_interval: the least time between two riskDetections calls (Graph: 1 s per tenant).
@@ -149,8 +155,8 @@ class GraphFake(FakeServer):
         super().__init__(tls)
         self.tenant_id = tenant_id
         self.apps: dict[str, FakeApp] = {}
-        self.alerts: list[dict[str, Any]] = []
-        self.risk_detections: list[dict[str, Any]] = []
+        self.alerts: Items = []
+        self.risk_detections: Items = []
         self.max_page: int | None = None
         self.repeat_link_from_page: int | None = None
         self.risk_interval = 1.0
@@ -305,13 +311,16 @@ class GraphFake(FakeServer):
         params = {key: values[-1] for key, values in request.query.items()}
         items = self._filtered(collection, params.get("$filter"))
         ascending = self._order(collection, params.get("$orderby"))
-        items.sort(key=lambda item: _sort_key(item, collection), reverse=not ascending)
+        if isinstance(items, list):
+            items.sort(key=lambda item: _sort_key(item, collection), reverse=not ascending)
         size = self._page_size(collection, params.get("$top"))
         query = {k: v for k, v in params.items() if k != "$skiptoken"}
         if "$skiptoken" in params:
             items = _after(items, _skip_key(params["$skiptoken"], query), collection, ascending)
-        page, rest = items[:size], items[size:]
-        page = [self._present(item, request, collection) for item in page]
+        if isinstance(items, Generated) and not ascending:
+            items = items[::-1]  # a Generated window stays ascending for bisection until here
+        page = [self._present(item, request, collection) for item in items[:size]]
+        rest = items[size:]
         host = f"https://{request.headers['host']}"
         body: dict[str, Any] = {"@odata.context": f"{host}/v1.0/$metadata#{collection.entity}",
                                 "value": page}
@@ -337,7 +346,7 @@ class GraphFake(FakeServer):
                 self.risk_throttled += 1
                 raise Rejected(throttled())
 
-    def _items(self, collection: Collection) -> list[dict[str, Any]]:
+    def _items(self, collection: Collection) -> Items:
         """The objects of a collection (a subclass serving more collections extends this)."""
         return self.alerts if collection.path == ALERTS_PATH else self.risk_detections
 
@@ -346,9 +355,21 @@ class GraphFake(FakeServer):
         """An object as this request sees it (a subclass may shape more, e.g. $select)."""
         return self._enum_members(item, request) if collection.path == ALERTS_PATH else item
 
-    def _filtered(self, collection: Collection, text: str | None) -> list[dict[str, Any]]:
-        items = list(self._items(collection))
-        for clause in text.split(" and ") if text else []:
+    def _filtered(self, collection: Collection, text: str | None) -> Items:
+        """The items the filter keeps: a list, or a Generated window (in ascending order) when
+        the items are Generated in the collection's changed-at order and every clause bounds
+        that time, found by bisection."""
+        clauses = text.split(" and ") if text else []
+        source, field = self._items(collection), collection.changed_field
+        if isinstance(source, Generated) and source.sorted_by == field:
+            bounds = [_time_clause(collection, clause) for clause in clauses]
+            if all(bound and bound[0] == field for bound in bounds):
+                window = source
+                for _, compare, moment in filter(None, bounds):
+                    window = window.where(lambda item: parse_time(item[field]), compare, moment)
+                return window
+        items = list(source)
+        for clause in clauses:
             items = [item for item in items if _clause(collection, clause)(item)]
         return items
 
@@ -380,19 +401,27 @@ class GraphFake(FakeServer):
         return alert
 
 
+def _time_clause(collection: Collection, clause: str) -> TimeClause | None:
+    """A clause comparing a time property with a time; None for another kind of clause."""
+    match = _TIME_CLAUSE.match(clause)
+    if match is None:
+        return None
+    name, comparison, value = match.groups()
+    if name not in collection.time_fields:
+        raise Rejected(graph_error_response(
+            400, "BadRequest", f"Could not find a property named '{name}' on type "
+            f"'{collection.entity}'."))
+    try:
+        bound = parse_time(value)
+    except ValueError:
+        raise Rejected(graph_error_response(
+            400, "BadRequest", f"The DateTimeOffset text '{value}' is not valid.")) from None
+    return name, _COMPARE[comparison], bound
+
+
 def _clause(collection: Collection, clause: str) -> Callable[[dict[str, Any]], bool]:
-    if match := _TIME_CLAUSE.match(clause):
-        name, operator, value = match.groups()
-        if name not in collection.time_fields:
-            raise Rejected(graph_error_response(
-                400, "BadRequest", f"Could not find a property named '{name}' on type "
-                f"'{collection.entity}'."))
-        try:
-            bound = parse_time(value)
-        except ValueError:
-            raise Rejected(graph_error_response(
-                400, "BadRequest", f"The DateTimeOffset text '{value}' is not valid.")) from None
-        compare = _COMPARE[operator]
+    if time_clause := _time_clause(collection, clause):
+        name, compare, bound = time_clause
         return lambda item: item.get(name) is not None and compare(parse_time(item[name]), bound)
     if collection.path == ALERTS_PATH and (match := _SOURCES_CLAUSE.match(clause)):
         wanted = {match.group(1), *re.findall(r"'(\w+)'", match.group(2))}
@@ -424,9 +453,12 @@ def _skip_key(token: str, query: dict[str, str]) -> tuple[datetime, str]:
     return datetime.fromisoformat(moment), ident
 
 
-def _after(items: list[dict[str, Any]], key: tuple[datetime, str], collection: Collection,
-           ascending: bool) -> list[dict[str, Any]]:
+def _after(items: Items, key: tuple[datetime, str], collection: Collection,
+           ascending: bool) -> Items:
     """Keyset paging: what follows the last item of the previous page, in the same order."""
+    if isinstance(items, Generated):  # still ascending: a bisection on the sort key
+        return items.where(lambda item: _sort_key(item, collection),
+                           operator.gt if ascending else operator.lt, key)
     if ascending:
         return [item for item in items if _sort_key(item, collection) > key]
     return [item for item in items if _sort_key(item, collection) < key]

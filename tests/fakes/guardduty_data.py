@@ -4,6 +4,8 @@ Six finding shapes rotate by index (EC2 network connection, S3 API call, IAM acc
 EKS API call, DNS request, Runtime process), each about 2 KB like the real ones. Ids and
 ARNs are unique per (account, region, detector, index); times, severity and the archived
 flag can be set explicitly. IPs are documentation ranges, domains are example.net.
+`generated_findings` is the bench's lazy form: findings made when read, ids carrying
+their index.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertpull.timeutil import format_time
+
+from .generated import Generated
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -43,11 +47,13 @@ def make_finding(
     created_at: datetime | None = None,
     severity: float | None = None,
     archived: bool = False,
+    ident: str | None = None,
 ) -> Finding:
-    """Finding number `index`: updatedAt = base_time + index * step unless given."""
+    """Finding number `index`: updatedAt = base_time + index * step unless given; its id is
+    `ident` or else finding_id(account, region, detector_id, index)."""
     kind = kind or KINDS[index % len(KINDS)]
     updated = updated_at or base_time + index * step
-    ident = finding_id(account, region, detector_id, index)
+    ident = ident or finding_id(account, region, detector_id, index)
     ctx = _Context(index, account, region)
     shape = _SHAPES[kind](ctx)
     count = 1 + index % 5
@@ -82,6 +88,32 @@ def make_finding(
 def make_findings(count: int, *, first: int = 0, **kwargs: Any) -> list[Finding]:
     """Findings number first .. first+count-1 (see make_finding for the keyword args)."""
     return [make_finding(index, **kwargs) for index in range(first, first + count)]
+
+
+def generated_findings(count: int, *, account: str = ACCOUNT, region: str = REGION,
+                       detector_id: str = DETECTOR, base_time: datetime = BASE_TIME,
+                       step: timedelta = STEP) -> Generated[Finding]:
+    """Findings 0 .. count-1 made when read (a bench's million), ascending in updatedAt.
+
+    Each id is 32 hex digits, as GuardDuty's, the last 12 of them the index: GetFindings
+    finds a finding from its id alone, with no map of every id.
+    """
+
+    def ident(index: int) -> str:
+        return finding_id(account, region, detector_id, index)[:20] + f"{index:012x}"
+
+    def make(index: int) -> Finding:
+        return make_finding(index, account=account, region=region, detector_id=detector_id,
+                            base_time=base_time, step=step, ident=ident(index))
+
+    def index_of(finding: str) -> int | None:
+        try:
+            index = int(finding[20:], 16)
+        except ValueError:
+            return None
+        return index if ident(index) == finding else None
+
+    return Generated(make, count, "updatedAt", index_of=index_of)
 
 
 class _Context:

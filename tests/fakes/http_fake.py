@@ -176,6 +176,9 @@ class FakeServer:
 def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints and SDK pools expect
+        # TCP_NODELAY: headers and body go out as two writes, and Nagle would hold a small
+        # body until the client's delayed ACK (~40 ms a call on a kept-alive connection).
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
@@ -206,6 +209,8 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
+            if self.command == "HEAD":  # headers only, as HTTP requires
+                return
             if not cut_body:
                 self.wfile.write(response.body)
                 return
@@ -214,7 +219,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the request log is the record; keep test output clean

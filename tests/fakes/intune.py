@@ -22,6 +22,7 @@ from .graph import (
     COLLECTIONS,
     Collection,
     GraphFake,
+    Items,
     Rejected,
     demo_tls,
     graph_error_response,
@@ -48,16 +49,17 @@ INTUNE_COLLECTIONS = {
 
 
 class IntuneFake(GraphFake):
-    """One tenant's Intune: `audit_events` and `devices` (wire objects; tests may edit them)."""
+    """One tenant's Intune: `audit_events` and `devices` (wire objects; tests may edit them,
+    the bench sets `audit_events` to a Generated sequence sorted by activityDateTime)."""
 
     collections: ClassVar[dict[str, Collection]] = {**COLLECTIONS, **INTUNE_COLLECTIONS}
 
     def __init__(self, tls: Any, tenant_id: str = TENANT_ID) -> None:
         super().__init__(tls, tenant_id)
-        self.audit_events: list[dict[str, Any]] = []
+        self.audit_events: Items = []
         self.devices: list[dict[str, Any]] = []
 
-    def _items(self, collection: Collection) -> list[dict[str, Any]]:
+    def _items(self, collection: Collection) -> Items:
         if collection.path == AUDIT_PATH:
             return self.audit_events
         if collection.path == DEVICES_PATH:
@@ -69,7 +71,7 @@ class IntuneFake(GraphFake):
             _selected(request)  # a bad $select is refused before anything else
         return super()._list(request, collection)
 
-    def _filtered(self, collection: Collection, text: str | None) -> list[dict[str, Any]]:
+    def _filtered(self, collection: Collection, text: str | None) -> Items:
         if collection.path == DEVICES_PATH and text and "lastSyncDateTime" in text:
             return []
         return super()._filtered(collection, text)

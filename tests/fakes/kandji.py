@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from alertpull.timeutil import parse_time, utcnow
 
+from .generated import Generated
 from .http_fake import FakeServer, Request, Response
 from .kandji_data import (
     Obj,
@@ -55,13 +57,14 @@ class BadRequest(Exception):
 
 
 class KandjiFake(FakeServer):
-    """One Kandji tenant. Tests edit the three lists in place (see kandji_data.release)."""
+    """One Kandji tenant. Tests edit the three lists in place (see kandji_data.release);
+    the bench sets `audit_events` to a Generated sequence sorted by occurred_at."""
 
     def __init__(self, token: str | None = None) -> None:
         super().__init__()
         self.token = token or secrets.token_hex(32)
         self.permissions = set(PATHS.values())
-        self.audit_events: list[Obj] = []
+        self.audit_events: list[Obj] | Generated[Obj] = []
         self.behavioral_detections: list[Obj] = []
         self.threat_details: list[Obj] = []
         self.now: Callable[[], datetime] = utcnow
@@ -102,17 +105,32 @@ class KandjiFake(FakeServer):
         query = {k: params.get(k) for k in ("limit", "sort_by", "start_date", "end_date")}
         start = _bound(params, "start_date", end=False)
         end = _bound(params, "end_date", end=True)
-        events = _between(self.audit_events, "occurred_at", start, end)
-        field = order.lstrip("-")
-        events.sort(key=lambda e: (_when(e, field) if field == "occurred_at" else e["id"],
-                                   e["id"]), reverse=order.startswith("-"))
+        events = self._audit_window(order, start, end)
         offset = _decode_cursor(params.get("cursor"), query)
-        page = events[offset : offset + limit]
+        page = list(events[offset : offset + limit])
         more = offset + len(page) < len(events)
         next_params = {k: v for k, v in query.items() if v is not None}
         cursor = _encode_cursor(offset + len(page), query)
         return {"results": page, "previous": None,
                 "next": self._link(AUDIT_PATH, {**next_params, "cursor": cursor}) if more else None}
+
+    def _audit_window(self, order: str, start: datetime | None,
+                      end: datetime | None) -> Sequence[Obj]:
+        """The events in [start, end], in `order`. Generated events asked for oldest first
+        are a sub-range found by bisection; a list is scanned and sorted."""
+        events = self.audit_events
+        if isinstance(events, Generated) and events.sorted_by == "occurred_at" and \
+                order == "occurred_at":
+            def when(event: Obj) -> datetime:
+                return _when(event, "occurred_at")
+            if start is not None:
+                events = events.where(when, operator.ge, start)
+            return events if end is None else events.where(when, operator.le, end)
+        found = _between(events, "occurred_at", start, end)
+        field = order.lstrip("-")
+        found.sort(key=lambda e: (_when(e, field) if field == "occurred_at" else e["id"],
+                                  e["id"]), reverse=order.startswith("-"))
+        return found
 
     # -- behavioral detections ---------------------------------------------------------------
 
@@ -187,7 +205,7 @@ def _when(item: Obj, field: str) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def _between(items: list[Obj], field: str, start: datetime | None,
+def _between(items: Iterable[Obj], field: str, start: datetime | None,
              end: datetime | None) -> list[Obj]:
     """Items whose `field` is in [start, end] (inclusive); one whose time is broken is kept,
     so that a test's malformed object reaches the client as it would from a real list."""

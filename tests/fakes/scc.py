@@ -98,8 +98,8 @@ class Rejected(Exception):
 
 
 def wire(results: list[Result]) -> list[dict[str, Any]]:
-    """Results as the v2 API renders them (timestamps, enums and numbers normalized by the
-    protos): what a client that re-serializes the parsed page with MessageToDict gets."""
+    """Results as the v2 API renders them in its default JSON (timestamps, enums and numbers
+    normalized by the protos): what the connector's `raw` holds."""
     from google.protobuf import json_format
 
     return json_format.MessageToDict(_page_proto(results))["listFindingsResults"]
