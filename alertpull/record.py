@@ -125,6 +125,20 @@ def unique_objects(objects: Iterable[_Object | None]) -> list[_Object]:
     return list(seen.values())
 
 
+def parse_json(body: bytes) -> Any:
+    """A vendor's JSON answer (raises ValueError when it is not JSON).
+
+    orjson, as it parses pages 2-3x faster than json. It reads integers up to 64 bits
+    exactly, which covers every vendor pulled here by their own types (Graph's Edm.Int64,
+    AWS's long, proto3 JSON's 64-bit integers sent as strings); what it refuses but JSON
+    readers accept (NaN, Infinity) is read by json instead.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)

@@ -175,7 +175,7 @@ def _step(n: int) -> timedelta:
     return (SPAN - timedelta(minutes=5)) / max(n, 1)
 
 
-# GuardDuty, Entra ID, Intune and Kandji serve a Generated dataset (tests/fakes/generated.py):
+# Every source's fake serves a Generated dataset (tests/fakes/generated.py):
 # each alert is made when a page reads it, and a page is found by bisection on its time, so
 # the fake holds no list of N alerts and serves a page in the same time at any N.
 
@@ -193,9 +193,9 @@ def make_guardduty(n: int, workdir: Path) -> Replay:
 
 def make_scc(n: int, workdir: Path) -> Replay:
     from tests.fakes.scc import SccFake
-    from tests.fakes.scc_data import ORG, make_results
+    from tests.fakes.scc_data import ORG, generated_results
 
-    fake = SccFake(make_results(n, base_time=_start_time(), step=_step(n)))
+    fake = SccFake(generated_results(n, base_time=_start_time(), step=_step(n)))
 
     def env(url: str) -> dict[str, str]:
         key = fake.write_key_file(workdir)
@@ -208,11 +208,11 @@ def make_scc(n: int, workdir: Path) -> Replay:
 
 def make_alertcenter(n: int, workdir: Path) -> Replay:
     from tests.fakes.alertcenter import ADMIN, TOKEN_PATH, AlertCenterFake
-    from tests.fakes.alertcenter_data import CUSTOMER_ID, make_alerts
+    from tests.fakes.alertcenter_data import CUSTOMER_ID, generated_alerts
     from tests.fakes.google_sa import make_key
 
     fake = AlertCenterFake(make_key())
-    fake.alerts.extend(make_alerts(n, base_time=_start_time(), step=_step(n)))
+    fake.alerts = generated_alerts(n, base_time=_start_time(), step=_step(n))
 
     def env(url: str) -> dict[str, str]:
         key = fake.key.write(workdir / "workspace-key.json", url + TOKEN_PATH)

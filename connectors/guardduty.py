@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -33,7 +32,7 @@ from alertpull.connector import (
     retries_phrase,
 )
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, compact, dig, unique_strings
+from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
@@ -379,7 +378,7 @@ def _take_wire_body(response_dict: dict[str, Any], customized_response_dict: dic
         return
     operation = operation_model.name
     try:
-        body = json.loads(response_dict["body"])
+        body = parse_json(response_dict["body"])
     except ValueError:
         raise SourceError(
             f"GuardDuty answered {operation} with a body that is not JSON; the next run reads "

@@ -52,7 +52,7 @@ from alertpull.http import (
     error_text,
     make_session,
 )
-from alertpull.record import Normalized, compact, raw_sha256, text, unique_strings
+from alertpull.record import Normalized, compact, parse_json, raw_sha256, text, unique_strings
 from alertpull.timeutil import parse_time
 
 AUDIT_EVENTS = "audit_events"
@@ -274,7 +274,7 @@ class KandjiConnector(Connector):
         if response.status_code != 200:
             raise api_error(response, stream, self.base_url)
         try:
-            body = response.json()
+            body = parse_json(response.content)
         except ValueError:
             raise SourceError(f"Kandji answered {call} with a body that is not JSON; the next "
                               "run reads the window again") from None

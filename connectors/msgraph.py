@@ -51,6 +51,7 @@ from alertpull.http import (
     error_text,
     make_session,
 )
+from alertpull.record import parse_json
 
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 PUBLIC_GRAPH = "https://graph.microsoft.com"
@@ -259,7 +260,7 @@ class GraphClient:
         if response.status_code != 200:
             raise graph_error(response, endpoint, self.app.client_id, self.max_retries)
         try:
-            body = response.json()
+            body = parse_json(response.content)
         except ValueError:
             raise SourceError(f"Graph answered GET {endpoint.path} with a body that is not "
                               "JSON; the next run reads the window again") from None

@@ -12,7 +12,6 @@ rendering them back to JSON cost many times what downloading them does. google-a
 AuthorizedSession signs the calls (self-signed JWTs for service-account keys, as the
 generated clients do), api-core's HTTPIterator follows nextPageToken, its Retry retries
 transient faults and from_http_response raises the same exceptions the client raised.
-Pages are parsed with orjson.
 
 `raw` is the ListFindingsResult (finding + resource) exactly as the API sends it: the
 default `$alt=json` encoding, camelCase, enums by name, defaults left out. That rendering
@@ -26,6 +25,7 @@ types never import it.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,7 +38,7 @@ from alertpull import __version__
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized, dig
+from alertpull.record import Normalized, dig, parse_json
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -338,15 +338,15 @@ class NotAPage(ValueError):
 def read_page(response: Any) -> dict[str, Any]:
     """A ListFindingsResponse as the API sent it; an error answer as api-core's exception
     (PermissionDenied, TooManyRequests, …), which the retry predicate and describe_error know."""
-    import orjson
     from google.api_core.exceptions import from_http_response
 
     if response.status_code >= 400:
         raise from_http_response(response)
     try:
-        page = orjson.loads(response.content)
-    except orjson.JSONDecodeError as err:  # e.g. a proxy's HTML page, or a body cut short
-        raise NotAPage(f"malformed JSON at character {err.pos}") from None
+        page = parse_json(response.content)
+    except ValueError as err:  # e.g. a proxy's HTML page, or a body cut short
+        where = f" at character {err.pos}" if isinstance(err, json.JSONDecodeError) else ""
+        raise NotAPage(f"malformed JSON{where}") from None
     if not isinstance(page, dict) or not isinstance(page.get(RESULTS, []), list):
         raise NotAPage(f"not a JSON object with a {RESULTS} list")
     return page

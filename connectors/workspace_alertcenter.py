@@ -10,8 +10,11 @@ in two passes, both kept inside the window pinned for the run:
    changed inside the window (and alerts pass 1 missed).
 
 A version whose updateTime is at or after the window's end is left for the next run, whose
-window starts there. An alert pass 2 meets unchanged after pass 1 yielded it is not yielded
-twice. The changed-at field is updateTime (createTime when absent); the stream is not
+window starts there. Pass 2 leaves out the alerts created inside the window: pass 1 read
+them, in the version pass 2 meets (one changed since carries an updateTime past the
+window's end), so nothing is yielded twice and no per-alert memory grows with the window.
+What pass 1 could not see yet (a change visible only late) the next run's overlap reads.
+The changed-at field is updateTime (createTime when absent); the stream is not
 ordered by it, so a run cut short fails instead of committing a partial mark.
 
 Auth is a service-account key with domain-wide delegation impersonating an admin
@@ -51,7 +54,7 @@ from alertpull.connector import (
     max_retries_option,
 )
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
-from alertpull.record import Normalized, dig, raw_sha256, text, unique_strings
+from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
@@ -123,17 +126,15 @@ class AlertCenterConnector(Connector):
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         client = self._connect()
         with client.errors():
-            yielded: dict[str, str] = {}  # alertId -> raw_sha256 of what pass 1 yielded
             for page in client.pages(filter=created_in(window), orderBy=CREATED_ASCENDING):
                 kept = [alert for alert in page if not _changed_at_or_after(alert, window.end)]
-                yielded.update((str(alert.get("alertId")), raw_sha256(alert)) for alert in kept)
                 if kept:
                     yield kept
             for page in client.pages(orderBy=UPDATED_DESCENDING):
                 updated, passed_start = updated_in(page, window)
-                fresh = [a for a in updated if yielded.get(str(a.get("alertId"))) != raw_sha256(a)]
-                if fresh:
-                    yield fresh
+                older = [alert for alert in updated if not _created_inside(alert, window)]
+                if older:
+                    yield older
                 if passed_start:
                     return
 
@@ -457,6 +458,12 @@ def changed_at(alert: Any) -> datetime | None:
         return None
     updated = parse_time_or_none(alert.get("updateTime"))
     return updated or parse_time_or_none(alert.get("createTime"))
+
+
+def _created_inside(alert: dict[str, Any], window: Window) -> bool:
+    """Whether pass 1 read this alert (its createTime is inside the window)."""
+    created = parse_time_or_none(alert.get("createTime"))
+    return created is not None and window.start <= created < window.end
 
 
 def _changed_at_or_after(alert: Any, moment: datetime) -> bool:

@@ -6,13 +6,16 @@ checked here against the plain standard-library form it replaces.
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertpull.record import ID_NAMESPACE, record_id
+from alertpull.record import ID_NAMESPACE, parse_json, record_id
 from alertpull.timeutil import format_time, parse_time, to_epoch_ms
 
 AWARE = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
@@ -37,3 +40,19 @@ def test_format_time_is_utc_milliseconds_with_z(moment: datetime) -> None:
 def test_to_epoch_ms_is_exact(moment: datetime) -> None:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert to_epoch_ms(moment) == (moment - epoch) // timedelta(milliseconds=1)
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=20))
+def test_parse_json_reads_what_json_reads(value: object) -> None:
+    body = json.dumps(value).encode()
+    assert parse_json(body) == json.loads(body)
+
+
+def test_parse_json_reads_what_only_json_accepts_and_refuses_what_is_not_json() -> None:
+    assert math.isnan(parse_json(b'{"score": NaN}')["score"])
+    for body in (b"<html>Bad Gateway</html>", b'{"value": [', b"\xff\xfe{}"):
+        with pytest.raises(ValueError):
+            parse_json(body)

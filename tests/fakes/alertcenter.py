@@ -15,17 +15,20 @@ Google's bare 400 "Request contains an invalid argument." (pitfall 22), and the 
 returns at most `max_page_size` alerts whatever pageSize asks ("Server may return fewer
 items than requested"). Alerts marked for deletion are listed with `deleted: true` unless
 `list_deleted` is False (the docs do not say which; vendor-apis §9.5). Errors have Google's
-shape {"error": {"code", "message", "status"}}.
+shape {"error": {"code", "message", "status"}}. The bench's Generated alerts
+(alertcenter_data.generated_alerts) are found by bisection on createTime: a page costs the
+same at any size.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 import secrets
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from .alertcenter_data import (
     touch,
     unknown_alert,
 )
+from .generated import Generated
 from .google_sa import ServiceAccountKey, TokenEndpoint, google_api_error, make_key
 from .http_fake import FakeServer, Request, Response
 
@@ -64,12 +68,9 @@ UNAUTHENTICATED = (
 )
 _CLAUSE = re.compile(r'^\s*(\w+)\s*(>=|<=|>|<|=)\s*"([^"]*)"\s*$')
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "=": lambda a, b: a == b,
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq,
 }
+Clause = tuple[str, Callable[[Any, Any], bool], Any]  # (field, comparison, value) of a filter
 
 
 class Rejected(Exception):
@@ -94,7 +95,8 @@ def permission_denied(message: str = "The caller does not have permission") -> R
 class AlertCenterFake(FakeServer):
     """One Workspace customer's Alert Center, reached by one service-account key.
 
-    alerts: the customer's alerts in wire JSON; tests edit them in place (see `touch`).
+    alerts: the customer's alerts in wire JSON; tests edit them in place (see `touch`). The
+    bench sets a Generated sequence instead (alertcenter_data.generated_alerts).
     tls: serve HTTPS with this server context instead of plain HTTP.
     """
 
@@ -110,7 +112,7 @@ class AlertCenterFake(FakeServer):
         self.key = key
         self.tokens = TokenEndpoint(key, subject=subject, delegated_scopes=frozenset({SCOPE}))
         self.customer_id = customer_id
-        self.alerts: list[Alert] = []
+        self.alerts: list[Alert] | Generated[Alert] = []
         self.max_page_size = 50
         self.list_deleted = True
         self._page_tokens: dict[str, tuple[tuple[Any, ...], int]] = {}
@@ -168,8 +170,8 @@ class AlertCenterFake(FakeServer):
         page_size = self._page_size(params.get("pageSize"))
         query = (customer, params.get("filter"), order)
         offset = self._resume(params.get("pageToken"), query)
-        matches = _ordered(self._matching(params.get("filter")), order)
-        page = matches[offset : offset + page_size]
+        matches = self._listed(params.get("filter"), order)
+        page = list(matches[offset : offset + page_size])
         body: dict[str, Any] = {}
         if page:
             body["alerts"] = page
@@ -194,29 +196,47 @@ class AlertCenterFake(FakeServer):
             raise invalid_argument("Invalid page token.")
         return bound[1]
 
-    def _matching(self, text: str | None) -> list[Alert]:
-        tests = [_clause(part) for part in re.split(r"\s+AND\s+", text)] if text else []
-        visible = (a for a in self.alerts if self.list_deleted or not a.get("deleted"))
-        return [a for a in visible if all(test(a) for test in tests)]
+    def _listed(self, text: str | None, order: str | None) -> Sequence[Alert]:
+        """The alerts a query lists, in its order. Generated alerts filtered on createTime
+        alone are a window found by bisection, reversed for a descending order (none is
+        touched: updateTime is createTime, none is deleted); a list is filtered and sorted."""
+        clauses = [_clause(part) for part in re.split(r"\s+AND\s+", text)] if text else []
+        alerts = self.alerts
+        if isinstance(alerts, Generated) and alerts.sorted_by == "createTime" and \
+                all(field == "createTime" for field, _, _ in clauses):
+            for _, compare, bound in clauses:
+                alerts = alerts.where(_created, compare, bound)
+            return alerts[::-1] if order is not None and ORDER_KEYS[order][1] else alerts
+        visible = (a for a in alerts if self.list_deleted or not a.get("deleted"))
+        return _ordered([a for a in visible if all(_holds(clause, a) for clause in clauses)], order)
 
 
-def _clause(text: str) -> Callable[[Alert], bool]:
+def _clause(text: str) -> Clause:
     match = _CLAUSE.match(text)
     if not match:
         raise invalid_argument(f"Invalid filter: {text}")
-    field, operator, literal = match.groups()
+    field, comparison, literal = match.groups()
     if field not in FILTER_FIELDS:
         raise invalid_argument(f"Invalid filter: unsupported field {field}")
-    compare = _OPERATORS[operator]
     if field in TIME_FIELDS:
         try:
-            bound = parse_time(literal)
+            return field, _OPERATORS[comparison], parse_time(literal)
         except ValueError:
             raise invalid_argument(f"Invalid filter: {literal} is not a timestamp") from None
-        return lambda a: field in a and compare(parse_time(a[field]), bound)
-    if operator != "=":
+    if comparison != "=":
         raise invalid_argument(f"Invalid filter: {field} supports = only")
-    return lambda a: a.get(field) == literal
+    return field, operator.eq, literal
+
+
+def _holds(clause: Clause, alert: Alert) -> bool:
+    field, compare, value = clause
+    if field in TIME_FIELDS:
+        return field in alert and compare(parse_time(alert[field]), value)
+    return bool(alert.get(field) == value)
+
+
+def _created(alert: Alert) -> datetime:
+    return parse_time(alert["createTime"])
 
 
 def _ordered(alerts: list[Alert], order: str | None) -> list[Alert]:
@@ -247,7 +267,7 @@ def demo_replay() -> tuple[AlertCenterFake, Callable[[str], dict[str, str]], dic
     token_uri is that fake and returns the env vars the YAML block refers to.
     """
     fake = AlertCenterFake(make_key())
-    fake.alerts.extend(_demo_alerts(utcnow()))
+    fake.alerts = list(_demo_alerts(utcnow()))
 
     def env_for(url: str) -> dict[str, str]:
         key_path = Path(tempfile.mkdtemp(prefix="alertpull-demo-")) / "workspace-key.json"

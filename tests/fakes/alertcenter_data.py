@@ -9,7 +9,7 @@ from the customer and the index); severity and status rotate, a severity is some
 absent, as Alert Center leaves it when it cannot tell. IPs are documentation ranges,
 external domains are example.net/example.org, the customer's domain is example.com.
 `touch()` changes an alert the way an admin or Google does (status, assignee, deletion),
-moving its updateTime.
+moving its updateTime. `generated_alerts` is the bench's lazy form: alerts made when read.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from .generated import Generated
 
 CUSTOMER_ID = "03ph8a2z"  # Alert Center's customerId: the Workspace customer ID without its "C"
 DOMAIN = "example.com"
@@ -275,6 +277,17 @@ def make_alert(
 def make_alerts(count: int, *, first: int = 0, **kwargs: Any) -> list[Alert]:
     """Alerts number first .. first+count-1 (see make_alert for the keyword args)."""
     return [make_alert(index, **kwargs) for index in range(first, first + count)]
+
+
+def generated_alerts(count: int, *, base_time: datetime = BASE_TIME,
+                     step: timedelta = STEP) -> Generated[Alert]:
+    """Alerts 0 .. count-1 made when read (a bench's million), ascending in createTime.
+
+    None is ever touched: each one's updateTime is its createTime and none is deleted, so
+    AlertCenterFake serves update_time desc as createTime order reversed.
+    """
+    return Generated(lambda index: make_alert(index, base_time=base_time, step=step), count,
+                     "createTime")
 
 
 def touch(

@@ -6,7 +6,8 @@ process hashes), a Security Health Analytics PUBLIC_BUCKET_ACL misconfiguration,
 Manager OS vulnerability (CVE, file hash) and a folder-level SHA ADMIN_SERVICE_ACCOUNT
 finding. `name` is the org-level relative name; `canonicalName` uses the closest CRM
 ancestor of the resource (a project number, or the folder), as SCC does. IPs are
-documentation ranges, domains are example.net.
+documentation ranges, domains are example.net. `generated_results` is the bench's lazy form:
+results made when read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertpull.timeutil import format_time
+
+from .generated import Generated
 
 ORG = "386193000800"
 FOLDER = "710468670182"
@@ -88,6 +91,17 @@ def make_result(
 def make_results(count: int, *, first: int = 0, **kwargs: Any) -> list[Result]:
     """Results number first .. first+count-1 (see make_result for the keyword args)."""
     return [make_result(index, **kwargs) for index in range(first, first + count)]
+
+
+def generated_results(count: int, *, base_time: datetime = BASE_TIME,
+                      step: timedelta = STEP) -> Generated[Result]:
+    """Results 0 .. count-1 made when read (a bench's million), ascending in eventTime.
+
+    All are one organization's (ORG) in one location (LOCATION): SccFake relies on that to
+    list them without looking at each one's name.
+    """
+    return Generated(lambda index: make_result(index, base_time=base_time, step=step), count,
+                     "eventTime")
 
 
 class _Context:
