@@ -48,7 +48,7 @@ def max_retries_option(default: int) -> Option:
     return Option(
         "int", default=default, minimum=0,
         help="times one call is retried through 429, 5xx, dropped connections and timeouts "
-        "before the source fails",
+        "before the source fails (Graph's 429 loop and its HTTP layer count separately)",
     )
 
 

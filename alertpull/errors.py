@@ -44,3 +44,9 @@ class WindowIncomplete(Exception):
     Raised after the pages that were read; for a stream ordered by its changed-at
     field the runner commits the mark reached so the next run resumes from there.
     """
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A vendor's message fit for a one-line error: whitespace folded, cut at `limit`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -31,7 +31,7 @@ from alertpull.connector import (
     max_retries_option,
     retries_phrase,
 )
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete, one_line
 from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
@@ -429,7 +429,7 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
             "~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
         )
     if isinstance(err, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-        detail = "" if isinstance(err, NoCredentialsError) else f" ({_one_line(str(err))})"
+        detail = "" if isinstance(err, NoCredentialsError) else f" ({one_line(str(err))})"
         return (
             f"no AWS credentials found{detail}: configure the standard chain (env vars, "
             "~/.aws, instance role) or set role_arn"
@@ -446,13 +446,13 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
             "/ AWS_ENDPOINT_URL_*, the network and HTTPS_PROXY"
         )
     if not isinstance(err, ClientError):
-        return f"AWS call{where} failed: {_one_line(str(err))}"
+        return f"AWS call{where} failed: {one_line(str(err))}"
     return _describe_client_error(err, where, detector_id)
 
 
 def _describe_client_error(err: Any, where: str, detector_id: str | None) -> str:
     code = _error_code(err)
-    message = _one_line(err.response.get("Error", {}).get("Message", ""))
+    message = one_line(err.response.get("Error", {}).get("Message", ""))
     operation = err.operation_name
     prefix, label = OTHER_SERVICES.get(operation, ("guardduty", "GuardDuty"))
     if operation == "AssumeRole" and code.startswith("AccessDenied"):
@@ -479,11 +479,6 @@ def _describe_client_error(err: Any, where: str, detector_id: str | None) -> str
             "the window again"
         )
     return f"{label} {operation}{where} failed: {said}".rstrip(": ")
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 # -- fetch helpers -------------------------------------------------------------------------

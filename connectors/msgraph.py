@@ -41,7 +41,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 
 from alertpull.connector import Option, Secret, max_retries_option, retries_phrase
-from alertpull.errors import ConfigError, SourceError, WindowIncomplete
+from alertpull.errors import ConfigError, SourceError, WindowIncomplete, one_line
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -459,8 +459,3 @@ def _msal_value_error(exc: ValueError, app: GraphApp) -> str:
             "/v2.0/.well-known/openid-configuration; check tenant_id and authority_host"
         )
     return f"MSAL refused the sign-in settings of {app.client_id}: {one_line(str(exc))}"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

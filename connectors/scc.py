@@ -2,7 +2,7 @@
 
 A scope is one (parent, location): `organizations/123`, `folders/456` or `projects/p`
 with `sources/-` (all sources), plus `/locations/L` for each configured data-residency
-location, each with its own cursor. A window is read with `list_findings` filtered on
+location, each with its own cursor. A window is read with ListFindings filtered on
 `event_time` in [start, end) and ordered by event_time ascending (event_time moves when
 a finding is updated, and is the only time field SCC filters on).
 
@@ -28,7 +28,7 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -36,9 +36,9 @@ from urllib.parse import quote
 
 from alertpull import __version__
 from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
-from alertpull.http import RateBudget
-from alertpull.record import Normalized, dig, parse_json
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete, one_line
+from alertpull.http import RateBudget, error_text
+from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -322,12 +322,16 @@ def _retry(deadline: float) -> Any:
         api.ServiceUnavailable,
         api.GatewayTimeout,
         api.DeadlineExceeded,
-        requests.exceptions.ConnectionError,
+        requests.exceptions.ConnectionError,  # (not SSLError: see below)
         requests.exceptions.ChunkedEncodingError,  # a body cut short of its Content-Length
         requests.exceptions.Timeout,
         TransportError,  # the token endpoint unreachable
     )
-    return Retry(predicate=transient, initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM,
+    def worth_retrying(err: Exception) -> bool:
+        # A certificate the CA bundle does not trust fails the same way on every try.
+        return transient(err) and not isinstance(err, requests.exceptions.SSLError)
+
+    return Retry(predicate=worth_retrying, initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM,
                  multiplier=2.0, timeout=deadline)
 
 
@@ -409,7 +413,7 @@ def _service_account_key(path: str) -> Any:
     try:
         return service_account.Credentials.from_service_account_file(path, scopes=SCOPES)
     except (OSError, ValueError) as err:  # unreadable, not JSON, or not a service-account key
-        reason = (err.strerror if isinstance(err, OSError) else None) or _one_line(str(err))
+        reason = (err.strerror if isinstance(err, OSError) else None) or one_line(str(err))
         raise SourceError(
             f"credentials_file {path} is not a usable service-account key: {reason}"
         ) from None
@@ -453,7 +457,7 @@ def describe_error(err: Exception, where: _Where) -> str:
     if isinstance(err, NotAPage):
         return (
             f"SCC answered {where.path} with a page that is not a ListFindingsResponse "
-            f"({_one_line(str(err))}); the next run reads the window again"
+            f"({one_line(str(err))}); the next run reads the window again"
         )
     return _describe_cause(err, where)
 
@@ -461,7 +465,7 @@ def describe_error(err: Exception, where: _Where) -> str:
 def _describe_cause(err: Exception, where: _Where) -> str:
     from google.api_core import exceptions as api
 
-    endpoint = where.endpoint or "securitycenter.googleapis.com"
+    endpoint = where.endpoint or DEFAULT_HOST
     if isinstance(err, api.Forbidden):
         status, message = _status_and_message(err)
         if err.reason == "SERVICE_DISABLED" or "has not been used" in message:
@@ -501,7 +505,7 @@ def _describe_auth_error(err: Exception, where: _Where) -> str:
     from google.auth import exceptions as auth
 
     target = where.settings["impersonate_service_account"]
-    detail = _one_line(str(err.args[0])) if err.args else type(err).__name__
+    detail = one_line(str(err.args[0])) if err.args else type(err).__name__
     if isinstance(err, auth.DefaultCredentialsError):
         return (
             "no Google credentials found: set credentials_file to a service-account key, or "
@@ -526,14 +530,11 @@ def _status_and_message(err: Any) -> tuple[str, str]:
     also carries the request URL)."""
     try:
         error = err.response.json()["error"]
-        return str(error.get("status", "")), _one_line(str(error.get("message", "")))
+        return str(error.get("status", "")), one_line(str(error.get("message", "")))
     except (AttributeError, KeyError, TypeError, ValueError):
-        return "", _one_line(str(err.message))
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+        # Not Google's JSON: a proxy's or load balancer's page says no more than its status.
+        response = getattr(err, "response", None)
+        return "", one_line(error_text(response) if response is not None else str(err.message))
 
 
 # -- normalization -------------------------------------------------------------------------
@@ -599,7 +600,6 @@ def console_link(name: str, resource: dict[str, Any]) -> str | None:
     return f"{CONSOLE};name={quote(name, safe='/').replace('/', '%2F')}?{context}"
 
 
-
 def _extra(finding: dict[str, Any], resource: dict[str, Any], category: str,
            event_time: datetime) -> dict[str, Any]:
     return {
@@ -621,8 +621,10 @@ def _mitre(attack: Any) -> dict[str, list[str]]:
     if not isinstance(attack, dict):
         return {}
     mitre = {
-        "tactics": _unique([attack.get("primaryTactic"), *attack.get("additionalTactics", [])]),
-        "techniques": _unique(
+        "tactics": unique_strings(
+            [attack.get("primaryTactic"), *attack.get("additionalTactics", [])]
+        ),
+        "techniques": unique_strings(
             [*attack.get("primaryTechniques", []), *attack.get("additionalTechniques", [])]
         ),
     }
@@ -631,7 +633,7 @@ def _mitre(attack: Any) -> dict[str, list[str]]:
 
 def _resources(finding: dict[str, Any], resource: dict[str, Any]) -> list[dict[str, Any]]:
     metadata = resource.get("gcpMetadata") or {}
-    entry = _compact({
+    entry = compact({
         "type": resource.get("type"),
         "id": resource.get("name") or finding.get("resourceName"),
         "name": resource.get("displayName"),
@@ -657,18 +659,18 @@ def _users(access: Any) -> list[dict[str, Any]]:
         "name": access.get("principalEmail"),
         "user_agent": access.get("userAgent"),
     }
-    return [_compact(user)]
+    return [compact(user)]
 
 
 def _related(finding: dict[str, Any]) -> dict[str, list[str]]:
     indicator = finding.get("indicator") or {}
     access = finding.get("access") or {}
     related = {
-        "ips": _unique([*indicator.get("ipAddresses", []), access.get("callerIp")]),
-        "domains": _unique(indicator.get("domains", [])),
-        "urls": _unique([*indicator.get("uris", []), finding.get("externalUri")]),
-        "hashes": _unique(_hashes(finding)),
-        "emails": _unique([access.get("principalEmail")]),
+        "ips": unique_strings([*indicator.get("ipAddresses", []), access.get("callerIp")]),
+        "domains": unique_strings(indicator.get("domains", [])),
+        "urls": unique_strings([*indicator.get("uris", []), finding.get("externalUri")]),
+        "hashes": unique_strings(_hashes(finding)),
+        "emails": unique_strings([access.get("principalEmail")]),
     }
     return {name: values for name, values in related.items() if values}
 
@@ -681,12 +683,3 @@ def _hashes(finding: dict[str, Any]) -> Iterator[Any]:
         yield dig(process, "binary", "sha256")
         yield dig(process, "script", "sha256")
         yield from (dig(library, "sha256") for library in dig(process, "libraries") or [])
-
-
-def _unique(values: Iterable[Any]) -> list[str]:
-    """Non-empty strings, first occurrence order, no duplicates."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value not in (None, "", {}, [])}

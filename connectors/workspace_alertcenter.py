@@ -6,8 +6,8 @@ in two passes, both kept inside the window pinned for the run:
 
 1. new alerts: `createTime >= start AND createTime < end`, ordered `create_time asc`;
 2. updates: every alert ordered `update_time desc`, read from the newest down and stopped
-   after the page where updateTime drops below the window's start. This catches old alerts
-   changed inside the window (and alerts pass 1 missed).
+   after the page where updateTime drops below the window's start. This catches alerts
+   created before the window and changed inside it.
 
 A version whose updateTime is at or after the window's end is left for the next run, whose
 window starts there. Pass 2 leaves out the alerts created inside the window: pass 1 read
@@ -53,7 +53,7 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete, one_line
 from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
@@ -208,7 +208,7 @@ class _Client:
         except ValueError as err:
             raise SourceError(
                 f"credentials_file {settings['credentials_file']} is not a usable "
-                f"service-account key ({_one_line(str(err))}); download a new JSON key"
+                f"service-account key ({one_line(str(err))}); download a new JSON key"
             ) from None
         # httplib2 has no timeout unless given one; the proxy and CA settings are read from
         # the environment as requests does (httplib2 needs PySocks for the proxy).
@@ -331,7 +331,7 @@ class _Client:
         return f"Alert Center alerts.list failed: {said}"
 
     def _describe_token_error(self, err: Any) -> str:
-        detail = _one_line(str(err.args[0]) if err.args else str(err))
+        detail = one_line(str(err.args[0]) if err.args else str(err))
         if detail.startswith(("unauthorized_client", "access_denied")):
             return f"the token endpoint refused the service account ({detail}): " + (
                 self._delegation_fix()
@@ -355,10 +355,10 @@ class _Client:
         if isinstance(err, ssl.SSLCertVerificationError):
             return (
                 f"the TLS certificate of {where} is not trusted "
-                f"({_one_line(str(err.verify_message or err))}); set REQUESTS_CA_BUNDLE to the "
+                f"({one_line(str(err.verify_message or err))}); set REQUESTS_CA_BUNDLE to the "
                 "CA bundle that signs it"
             )
-        detail = _one_line(str(err)) or type(err).__name__
+        detail = one_line(str(err)) or type(err).__name__
         return (
             f"cannot reach {where} after {_attempts(self.attempts)} ({type(err).__name__}: "
             f"{detail}); check api_endpoint, the network and HTTPS_PROXY/NO_PROXY"
@@ -433,12 +433,7 @@ def _google_error(err: Any) -> tuple[int, str, str]:
         status = str(body.get("status") or "")
     except (ValueError, KeyError, TypeError):
         pass
-    return int(err.status_code), status, _one_line(str(err.reason or ""))
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return int(err.status_code), status, one_line(str(err.reason or ""))
 
 
 # -- the two passes ---------------------------------------------------------------------------
