@@ -158,6 +158,7 @@ PERSISTENT: dict[str, Callable[[Subject], Fault]] = {
     "502": lambda s: Fault(response=s.error(502)),  # a load balancer's page, not the vendor's
     "429": lambda s: Fault(response=s.error(429)),
     "429-retry-after": lambda s: Fault(response=with_retry_after(s.error(429), "1")),
+    "stall": lambda s: Fault(delay=STALL),
 }
 FAIL_DEADLINE = 10.0  # seconds: a persistent fault must be given up on within this
 FAIL_RETRIES = 1  # max_retries where a fault never ends: every retry loop gives up in seconds
@@ -167,7 +168,8 @@ FAIL_RETRIES = 1  # max_retries where a fault never ends: every retry loop gives
 # which each error describer must still turn into one clear line: once per describer (Intune
 # shares Entra ID's). Retry-After only where a retry loop honours it: urllib3 (Kandji; Graph's
 # 5xx) and Graph's own 429 loop; botocore and the Workspace loop keep their own backoff.
-# A cut body only where a retry loop of ours (TimeoutSession) re-reads it.
+# A body cut on every try and an answer that never comes (each try ends at the read
+# timeout): on every source, each through its own retry mechanism.
 PERSISTENT_CASES = [
     *[(type_name, "truncated-json") for type_name in TYPES],
     *[(type_name, fault) for type_name in TYPES for fault in ("503", "429")],
@@ -176,7 +178,7 @@ PERSISTENT_CASES = [
     ("kandji", "502"), ("scc", "502"),
     ("entra_id", "503-retry-after"), ("kandji", "503-retry-after"),
     ("entra_id", "429-retry-after"), ("kandji", "429-retry-after"),
-    ("entra_id", "cut-body"), ("intune", "cut-body"), ("kandji", "cut-body"),
+    *[(type_name, fault) for type_name in TYPES for fault in ("cut-body", "stall")],
 ]
 
 
