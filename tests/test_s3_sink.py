@@ -382,9 +382,10 @@ def committed_cursors(client: Any, bucket: str, source: str) -> dict[str, Any]:
 def test_cli_s3_put_failing_mid_publish_fails_only_that_source_and_rerun_is_exactly_once(
     aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, validate_records: Any, fault: Fault
 ) -> None:
-    """S3 keeps failing the PUT of one source's part, past botocore's own retries: that
-    source fails in one line with its cursor and its bucket prefix untouched, the other
-    source is delivered, and once S3 recovers the rerun writes every version once."""
+    """S3 keeps failing the PUT of one source's part, past botocore's own retries (as many
+    as AWS_MAX_ATTEMPTS allows): that source fails in one line with its cursor and its
+    bucket prefix untouched, the other source is delivered, and once S3 recovers the rerun
+    writes every version once."""
     fake_aws_env(monkeypatch)
     aws.add(10, first=0, base_time=hours_ago(2))
     bucket = unique_bucket()
@@ -414,14 +415,16 @@ def test_cli_s3_put_failing_mid_publish_fails_only_that_source_and_rerun_is_exac
         aws.add(15, first=100, base_time=hours_ago(0.5))
         proxy.inject(put_of_broken_part, fault, times=sys.maxsize)
         outage.set()
-        failed = aws.fetch(**via_proxy)
+        before = len(proxy.requests)
+        failed = aws.fetch(**via_proxy, AWS_MAX_ATTEMPTS="3")
 
         assert failed.returncode == 1, failed.stderr
         assert "Traceback" not in failed.stderr
         assert aws.env["AWS_SECRET_ACCESS_KEY"] not in failed.stderr
         [error] = [line for line in failed.stderr.splitlines() if " ERROR " in line]
         assert f"[{broken}] failed: " in error and f"S3 bucket {bucket!r}" in error
-        assert sum(map(put_of_broken_part, proxy.requests)) > 1, "botocore retries the PUT"
+        tries = sum(map(put_of_broken_part, proxy.requests[before:]))
+        assert tries == 3, "AWS_MAX_ATTEMPTS bounds botocore's tries of the PUT"
         assert committed_cursors(client, bucket, broken) == cursors[broken]
         assert object_keys(client, bucket, broken_prefix) == parts
         assert len(list(spool.iterdir())) == 1, "the unpublished part waits in the spool"

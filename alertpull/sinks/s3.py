@@ -24,22 +24,30 @@ from alertpull.errors import AlertpullError, ConfigError, SourceError
 from alertpull.fileutil import remove_quietly
 from alertpull.sinks.base import Part, PartWriter, Sink, part_name
 
+S3_ATTEMPTS = 6  # per S3 call unless AWS_MAX_ATTEMPTS / max_attempts says otherwise
+
 
 def s3_client(settings: Mapping[str, Any]) -> Any:
     """An S3 client with timeouts and bounded retries (a stalled endpoint must not hang cron).
 
-    endpoint_url None lets botocore apply AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself.
+    endpoint_url None lets botocore apply AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself. The
+    retry mode and attempts are botocore's standard ones with S3_ATTEMPTS, unless the AWS
+    config or environment sets them (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS): a Config value would
+    override those, so it is given only for what they leave unset.
     """
     import boto3
+    import botocore.session
     from botocore.config import Config
 
-    config = Config(
-        connect_timeout=10,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 5},
-    )
     # A session of our own: boto3's default session is not safe to share across threads.
-    return boto3.session.Session().client(
+    core = botocore.session.get_session()
+    retries: dict[str, Any] = {}
+    if core.get_config_variable("retry_mode") is None:
+        retries["mode"] = "standard"
+    if core.get_config_variable("max_attempts") is None:
+        retries["total_max_attempts"] = S3_ATTEMPTS
+    config = Config(connect_timeout=10, read_timeout=60, retries=retries or None)
+    return boto3.session.Session(botocore_session=core).client(
         "s3",
         endpoint_url=settings.get("endpoint_url"),
         region_name=settings.get("region"),
