@@ -43,6 +43,7 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+    retries_phrase,
 )
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import (
@@ -265,14 +266,14 @@ class KandjiConnector(Connector):
         """One paced, authenticated GET (retried by the session); the JSON page it returns."""
         self._budget.acquire()
         call = f"GET {stream.path}"
-        with _network_errors(call, self.base_url):
+        with _network_errors(call, self.base_url, self.settings["max_retries"]):
             response = self._http.get(
                 self.base_url + stream.path, params=params,
                 headers={"Authorization": f"Bearer {self._token.reveal()}",
                          "Accept": "application/json"},
             )
         if response.status_code != 200:
-            raise api_error(response, stream, self.base_url)
+            raise api_error(response, stream, self.base_url, self.settings["max_retries"])
         try:
             body = parse_json(response.content)
         except ValueError:
@@ -349,7 +350,7 @@ def _is_new_version(raw: Any, known: Mapping[str, str], current: dict[str, str])
 
 
 @contextlib.contextmanager
-def _network_errors(call: str, base: str) -> Iterator[None]:
+def _network_errors(call: str, base: str, retries: int) -> Iterator[None]:
     """Transport failures (after the session's retries) as one line naming the host."""
     try:
         yield
@@ -360,11 +361,13 @@ def _network_errors(call: str, base: str) -> Iterator[None]:
         raise SourceError(f"{call}: {base} cut its response short; the next run reads the "
                           "window again") from None
     except requests.exceptions.RequestException as exc:
-        raise SourceError(f"{call}: cannot reach {base} after retries ({type(exc).__name__}); "
+        raise SourceError(f"{call}: cannot reach {base} after {retries_phrase(retries)} "
+                          f"({type(exc).__name__}); "
                           "check base_url, the network and HTTPS_PROXY/NO_PROXY") from None
 
 
-def api_error(response: requests.Response, stream: Stream, base: str) -> SourceError:
+def api_error(response: requests.Response, stream: Stream, base: str,
+              retries: int) -> SourceError:
     """One line for a Kandji error answer (after the session's retries)."""
     status = response.status_code
     call = f"GET {stream.path}"
@@ -380,11 +383,13 @@ def api_error(response: requests.Response, stream: Stream, base: str) -> SourceE
         return SourceError(f"Kandji answered 404 to {call} at {base}: check base_url, "
                            f"{BASE_URL_FORM}")
     if status == 429:
-        return SourceError(f"Kandji kept rate-limiting {call} (429) after retries: the tenant's "
+        return SourceError(f"Kandji kept rate-limiting {call} (429) after "
+                           f"{retries_phrase(retries)}: the tenant's "
                            "10,000 requests/hour are used up; lower requests_per_hour or share "
                            "the limit with fewer API clients; the next run resumes")
     if status >= 500:
-        return SourceError(f"Kandji failed {call} with HTTP {status} after retries{said}; the "
+        return SourceError(f"Kandji failed {call} with HTTP {status} after "
+                           f"{retries_phrase(retries)}{said}; the "
                            "next run reads the window again")
     return SourceError(f"Kandji refused {call} with HTTP {status}{said}")
 

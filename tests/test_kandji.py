@@ -394,7 +394,7 @@ def test_persistent_throttling_honours_retry_after_then_explains(
     message = source_error(lambda: pull(connector(world), world, "audit_events"), world)
 
     assert message == (
-        "Kandji kept rate-limiting GET /api/v1/audit/events (429) after retries: the tenant's "
+        "Kandji kept rate-limiting GET /api/v1/audit/events (429) after 6 retries: the tenant's "
         "10,000 requests/hour are used up; lower requests_per_hour or share the limit with "
         "fewer API clients; the next run resumes"
     )
@@ -408,7 +408,7 @@ def test_a_persistent_outage_is_explained(world: KandjiWorld, slept: list[float]
     message = source_error(lambda: pull(connector(world), world, "behavioral_detections"), world)
 
     assert message == ("Kandji failed GET /api/v1/behavioral-detections with HTTP 502 after "
-                       "retries: <html>Bad gateway</html>; the next run reads the window again")
+                       "6 retries: <html>Bad gateway</html>; the next run reads the window again")
     assert len(world.fake.requests) == 7
 
 
@@ -448,8 +448,9 @@ def test_an_unreachable_base_url_is_named(world: KandjiWorld, slept: list[float]
 
     message = source_error(lambda: pull(conn, world, "audit_events"), world)
 
-    assert message == ("GET /api/v1/audit/events: cannot reach http://127.0.0.1:9 after retries "
-                       "(ConnectionError); check base_url, the network and HTTPS_PROXY/NO_PROXY")
+    assert message == ("GET /api/v1/audit/events: cannot reach http://127.0.0.1:9 after 6 "
+                       "retries (ConnectionError); check base_url, the network and "
+                       "HTTPS_PROXY/NO_PROXY")
     assert len(slept) == 5  # six retries, the first one at once
 
 
