@@ -129,9 +129,9 @@ def parse_json(body: bytes) -> Any:
     """A vendor's JSON answer (raises ValueError when it is not JSON).
 
     orjson, as it parses pages 2-3x faster than json. It reads integers up to 64 bits
-    exactly, which covers every vendor pulled here by their own types (Graph's Edm.Int64,
-    AWS's long, proto3 JSON's 64-bit integers sent as strings); what it refuses but JSON
-    readers accept (NaN, Infinity) is read by json instead.
+    exactly (beyond that it gives a float): Graph's Edm.Int64, AWS's long and proto3 JSON
+    (64-bit integers sent as strings) never exceed that, nor do Kandji's numbers (counts,
+    process ids). What it refuses but JSON readers accept (NaN, Infinity) is read by json.
     """
     try:
         return orjson.loads(body)

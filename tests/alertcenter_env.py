@@ -22,7 +22,7 @@ from tests.conftest import clean_env
 from tests.fakes.alertcenter import ADMIN, AlertCenterFake
 from tests.fakes.alertcenter_data import CUSTOMER_ID, Alert, make_alerts
 from tests.fakes.google_sa import make_key
-from tests.world import CliWorld
+from tests.world import CliWorld, source_block
 
 SOURCE = "workspace"
 
@@ -34,16 +34,14 @@ class AlertCenterWorld(CliWorld):
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The source block, every endpoint pointed at the fake (None drops a key)."""
-        block = {
+        return source_block({
             "type": "workspace_alertcenter",
             "credentials_file": str(self.key_path),
             "subject": ADMIN,
             "customer_id": CUSTOMER_ID,
             "api_endpoint": self.fake.url,
             "retry_base_seconds": 1,  # whole seconds only; 5 s by default
-            **overrides,
-        }
-        return {key: value for key, value in block.items() if value is not None}
+        }, overrides)
 
     def write_config(self, **source_overrides: Any) -> None:
         self.write_yaml({SOURCE: self.source(**source_overrides)})

@@ -19,7 +19,7 @@ from tests.conftest import clean_env
 from tests.fakes.graph import GraphFake
 from tests.fakes.graph_data import TENANT_ID
 from tests.fakes.tls import AppCertificate, ThrowawayCA, make_app_certificate, make_throwaway_ca
-from tests.world import CliWorld, engine_settings
+from tests.world import CliWorld, engine_settings, source_block
 
 CLIENT_ID = "0e7d4c1b-2a3f-4b5c-8d9e-6f7a8b9c0d1e"
 SECRET = "Zx8Q~fake-client-secret-value-7f3a9c"  # shaped like an Entra secret Value
@@ -42,12 +42,17 @@ def new_fake(ca: ThrowawayCA) -> GraphFake:
     return fake
 
 
+def trust_throwaway_ca(ca: ThrowawayCA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process reach the TLS fakes directly, trusting their throwaway CA."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
+
+
 @pytest.fixture
 def graph_fake(throwaway_ca: ThrowawayCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphFake]:
     """A started fake, trusted by this process (for connector-level tests)."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(throwaway_ca.ca_file))
+    trust_throwaway_ca(throwaway_ca, monkeypatch)
     with new_fake(throwaway_ca) as fake:
         yield fake
 
@@ -58,10 +63,17 @@ def connector_settings(fake: GraphFake | None, **overrides: Any) -> dict[str, An
     Without a fake: Microsoft's public cloud and the data generator's tenant (for tests
     that never call out, such as normalize()).
     """
-    from alertpull.connector import Secret
     from alertpull.connectors.entra_id import EntraIdConnector
 
-    settings = engine_settings(EntraIdConnector, tenant_id=TENANT_ID, client_id=CLIENT_ID,
+    return graph_settings(EntraIdConnector, fake, **overrides)
+
+
+def graph_settings(connector: type, fake: Any, **overrides: Any) -> dict[str, Any]:
+    """A Graph connector's settings as the engine would hand them over, signed in as the test
+    app, at the fake when there is one (else at Microsoft's public cloud)."""
+    from alertpull.connector import Secret
+
+    settings = engine_settings(connector, tenant_id=TENANT_ID, client_id=CLIENT_ID,
                                client_secret=Secret(SECRET))
     if fake is not None:
         settings.update(tenant_id=fake.tenant_id, authority_host=fake.url, graph_endpoint=fake.url)
@@ -77,16 +89,14 @@ class GraphWorld(CliWorld):
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The YAML block of the source; an override of None drops that key."""
-        block = {
+        return source_block({
             "type": "entra_id",
             "tenant_id": self.fake.tenant_id,
             "client_id": CLIENT_ID,
             "client_secret": "${ENTRA_SECRET}",
             "authority_host": self.fake.url,
             "graph_endpoint": self.fake.url,
-        }
-        block.update(overrides)
-        return {key: value for key, value in block.items() if value is not None}
+        }, overrides)
 
     def write_config(self, **overrides: Any) -> None:
         self.write_yaml({"entra": self.source(**overrides)})

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import clean_env
-from tests.fakes.graph_data import TENANT_ID
 from tests.fakes.intune import INTUNE_ROLES, IntuneFake
 from tests.fakes.tls import ThrowawayCA
-from tests.graph_env import CLIENT_ID, SECRET, throwaway_ca
-from tests.world import CliWorld, engine_settings
+from tests.graph_env import CLIENT_ID, SECRET, graph_settings, throwaway_ca, trust_throwaway_ca
+from tests.world import CliWorld, source_block
 
 __all__ = ["CLIENT_ID", "SECRET", "IntuneWorld", "connector_settings", "intune_fake",
            "intune_world", "throwaway_ca"]
@@ -38,9 +37,7 @@ def new_fake(ca: ThrowawayCA) -> IntuneFake:
 def intune_fake(throwaway_ca: ThrowawayCA,
                 monkeypatch: pytest.MonkeyPatch) -> Iterator[IntuneFake]:
     """A started fake, trusted by this process (for connector-level tests)."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(throwaway_ca.ca_file))
+    trust_throwaway_ca(throwaway_ca, monkeypatch)
     with new_fake(throwaway_ca) as fake:
         yield fake
 
@@ -51,15 +48,10 @@ def connector_settings(fake: IntuneFake | None, **overrides: Any) -> dict[str, A
     Without a fake: Microsoft's public cloud and the data generator's tenant (for tests
     that never call out, such as normalize()).
     """
-    from alertpull.connector import Secret
     from alertpull.connectors.intune import IntuneConnector
 
-    settings = engine_settings(IntuneConnector, tenant_id=TENANT_ID, client_id=CLIENT_ID,
-                               client_secret=Secret(SECRET), requests_per_minute=FAST_BUDGET)
-    if fake is not None:
-        settings.update(tenant_id=fake.tenant_id, authority_host=fake.url, graph_endpoint=fake.url)
-    settings.update(overrides)
-    return settings
+    return graph_settings(IntuneConnector, fake, **{"requests_per_minute": FAST_BUDGET,
+                                                     **overrides})
 
 
 @dataclass
@@ -70,7 +62,7 @@ class IntuneWorld(CliWorld):
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The YAML block of the source; an override of None drops that key."""
-        block = {
+        return source_block({
             "type": "intune",
             "tenant_id": self.fake.tenant_id,
             "client_id": CLIENT_ID,
@@ -78,9 +70,7 @@ class IntuneWorld(CliWorld):
             "authority_host": self.fake.url,
             "graph_endpoint": self.fake.url,
             "requests_per_minute": FAST_BUDGET,
-            **overrides,
-        }
-        return {key: value for key, value in block.items() if value is not None}
+        }, overrides)
 
     def write_config(self, **overrides: Any) -> None:
         self.write_yaml({SOURCE: self.source(**overrides)})

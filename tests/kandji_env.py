@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import clean_env
 from tests.fakes.kandji import KandjiFake
-from tests.world import CliWorld
+from tests.world import CliWorld, source_block
 
 SOURCE = "kandji"
 ALL_STREAMS = ["audit_events", "behavioral_detections", "threat_details"]
@@ -25,15 +25,13 @@ class KandjiWorld(CliWorld):
 
     def source(self, **overrides: Any) -> dict[str, Any]:
         """The source block, pointed at the fake (None drops a key); the token comes from env."""
-        block = {
+        return source_block({
             "type": "kandji",
             "base_url": self.fake.url,
             "api_token": "${KANDJI_TOKEN}",
             "streams": ALL_STREAMS,
             "requests_per_hour": FAST_BUDGET,
-            **overrides,
-        }
-        return {key: value for key, value in block.items() if value is not None}
+        }, overrides)
 
     def write_config(self, **source_overrides: Any) -> None:
         self.write_yaml({SOURCE: self.source(**source_overrides)})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,13 +32,14 @@ from tests.fakes.graph import GraphFake, graph_error_response
 from tests.fakes.guardduty_data import DETECTOR, make_findings
 from tests.fakes.http_fake import FakeServer, Matcher, Request, Response, on
 from tests.fakes.intune import AUDIT_PATH as INTUNE_PATH
-from tests.fakes.intune import INTUNE_ROLES, IntuneFake
 from tests.fakes.kandji import AUDIT_PATH as KANDJI_PATH
 from tests.fakes.kandji import KandjiFake
 from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, make_results
 from tests.fakes.tls import ThrowawayCA
 from tests.graph_env import CLIENT_ID, SECRET
+from tests.graph_env import new_fake as new_graph_fake
+from tests.intune_env import new_fake as new_intune_fake
 from tests.world import CliWorld
 
 TIMEOUT_SECONDS = 1  # every source's read timeout here: a stalled answer costs a second
@@ -263,8 +263,7 @@ def _graph_subject(type_name: str, source: str, fake: GraphFake, ca: ThrowawayCA
 
 @contextmanager
 def entra_id(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
-    fake = GraphFake(ca.server_context(), tenant_id=str(uuid.uuid4()))
-    fake.add_app(CLIENT_ID, secret=SECRET)
+    fake = new_graph_fake(ca)
     with fake:
         yield _graph_subject(
             "entra_id", source, fake, ca,
@@ -282,8 +281,7 @@ def entra_id(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subjec
 
 @contextmanager
 def intune(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
-    fake = IntuneFake(ca.server_context(), tenant_id=str(uuid.uuid4()))
-    fake.add_app(CLIENT_ID, secret=SECRET, roles=set(INTUNE_ROLES))
+    fake = new_intune_fake(ca)
     with fake:
         yield _graph_subject(
             "intune", source, fake, ca,

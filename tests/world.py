@@ -65,3 +65,10 @@ class CliWorld:
 
 def hours_ago(hours: float) -> datetime:
     return utcnow() - timedelta(hours=hours)
+
+
+def source_block(fields: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A source's YAML block: `fields` with `overrides` applied, an override of None
+    dropping that key (to test a config without it)."""
+    merged = {**fields, **overrides}
+    return {key: value for key, value in merged.items() if value is not None}
