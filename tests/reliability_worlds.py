@@ -44,7 +44,11 @@ from tests.world import CliWorld
 
 TIMEOUT_SECONDS = 1  # every source's read timeout here: a stalled answer costs a second
 RETRIES = 3  # max_retries here: rides out the longest transient burst, three faults in a row
-SCC_FAIL_DEADLINE = 2  # retry_deadline_seconds where a fault never ends
+# retry_deadline_seconds where a fault never ends. api-core gives up when the next sleep
+# (random, up to 1 s, then 2 s) would pass the deadline, so a stalled first try (1 s read
+# timeout plus the token fetch) must leave at least a second more for the second try
+# even on a loaded machine: 4 s does, and gives up well inside FAIL_DEADLINE.
+SCC_FAIL_DEADLINE = 4
 PAGE = 20  # alerts per page, wherever the source or its fake lets a test choose
 STEP = timedelta(seconds=20)  # between two alerts' changed-at times
 LATEST_AGE = timedelta(minutes=5)  # how long ago the newest alert of a batch changed
