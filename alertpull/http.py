@@ -6,24 +6,31 @@
   does this, we only configure it;
 - 400/401/403/404 are never retried: they are reported at once;
 - an optional request budget paces calls proactively (e.g. 150/min per tenant)
-  instead of only reacting to 429s.
+  instead of only reacting to 429s;
+- a success answer whose body is not JSON is asked for again (asked_again_if_unreadable):
+  urllib3's retries end with the headers, before anyone reads the body.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from alertpull import __version__
+from alertpull.connector import retries_phrase
+from alertpull.errors import SourceError
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 DEFAULT_RETRIES = 6  # per call, after its first attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+UNREADABLE_BACKOFF_MAX = 30.0  # seconds between two asks for an answer that was unreadable
+_Answer = TypeVar("_Answer")
 
 
 class CappedRetry(Retry):
@@ -99,6 +106,32 @@ def make_session(
     session.mount("http://", adapter)
     session.headers["User-Agent"] = f"alertpull/{__version__}"
     return session
+
+
+class UnreadableAnswer(SourceError):
+    """A success answer whose body is not JSON: a reply mangled on its way, a proxy's page, a
+    server's glitch. Worth asking again, like a body cut short; when it persists the source
+    fails, and as its cursor has not moved the next run reads the window again."""
+
+    def __init__(self, answer: str, retries: int = 0) -> None:
+        self.answer = answer  # who answered what, e.g. "Kandji answered GET /api/v1/audit/events"
+        after = f", still after {retries_phrase(retries)}" if retries else ""
+        super().__init__(f"{answer} with a body that is not JSON{after}; the next run reads the "
+                         "window again")
+
+
+def asked_again_if_unreadable(ask: Callable[[], _Answer], retries: int,
+                              backoff: float = 1.0) -> _Answer:
+    """ask() again, up to `retries` times with exponential backoff, while it raises
+    UnreadableAnswer; the last one says how many retries were made."""
+    for attempt in range(retries + 1):
+        try:
+            return ask()
+        except UnreadableAnswer as err:
+            if attempt == retries:
+                raise UnreadableAnswer(err.answer, retries) from None
+            time.sleep(min(backoff * 2**attempt, UNREADABLE_BACKOFF_MAX))
+    raise AssertionError("unreachable")
 
 
 def error_text(response: requests.Response) -> str:

@@ -46,7 +46,25 @@ RAISED = 10**7  # rate budgets in the bench config: far above any vendor limit
 Replay = tuple[Any, Callable[[str], dict[str, str]], dict[str, Any]]  # fake, env(url), YAML
 
 # -- the floors: minimal `requests` loops, one per wire protocol -----------------------------
-# Each reads BENCH_URL, BENCH_OUT, BENCH_SINCE (RFC 3339) and what its source's env names.
+# Each reads BENCH_URL, BENCH_OUT, BENCH_SINCE (RFC 3339) and what its source's env names,
+# and hands every page's body to emit() (FLOOR_EMIT, run first). The raw floor appends the
+# body as it came. The record floor also pays what the record contract costs any puller
+# per alert, whatever its code: read the alert out of the page, SHA-256 its canonical JSON
+# (sorted keys) and write one JSON line carrying it and the hash: no normalization, no
+# dedup. Ours against it is what alertpull's own work per alert costs.
+
+FLOOR_EMIT = r'''
+import os
+if os.environ["BENCH_FLOOR"] == "raw":
+    def emit(sink, body):
+        sink.write(body + b"\n")
+else:
+    import hashlib, orjson
+    def emit(sink, body):
+        for item in orjson.loads(body).get(os.environ["BENCH_ITEMS"], []):
+            sha = hashlib.sha256(orjson.dumps(item, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            sink.write(orjson.dumps({"raw": item, "raw_sha256": sha}) + b"\n")
+'''
 
 FLOOR_GUARDDUTY = r'''
 import os, requests
@@ -64,7 +82,7 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
         while True:
             page = session.post(base, json=body, headers=auth).json()
             ids = {"findingIds": page["findingIds"]}
-            sink.write(session.post(base + "/get", json=ids, headers=auth).content + b"\n")
+            emit(sink, session.post(base + "/get", json=ids, headers=auth).content)
             if not page.get("nextToken"):
                 break
             body["nextToken"] = page["nextToken"]
@@ -80,7 +98,7 @@ params = {"filter": f'event_time >= "{os.environ["BENCH_SINCE"]}"', "orderBy": "
 with open(os.environ["BENCH_OUT"], "ab") as sink:
     while True:
         response = session.get(url, params=params)
-        sink.write(response.content + b"\n")
+        emit(sink, response.content)
         token = response.json().get("nextPageToken")
         if not token:
             break
@@ -102,7 +120,7 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
         params = {"customerId": customer, "pageSize": 100, **query}
         while True:
             response = session.get(url, params=params)
-            sink.write(response.content + b"\n")
+            emit(sink, response.content)
             page = response.json()
             alerts = page.get("alerts", [])
             if not page.get("nextPageToken") or (alerts and alerts[-1]["updateTime"] < since):
@@ -127,7 +145,7 @@ link = url + env["BENCH_PATH"]
 with open(env["BENCH_OUT"], "ab") as sink:
     while link:
         response = session.get(link, params=params)
-        sink.write(response.content + b"\n")
+        emit(sink, response.content)
         link, params = response.json().get("@odata.nextLink"), None
 '''
 
@@ -140,7 +158,7 @@ params = {"limit": 500, "sort_by": "occurred_at", "start_date": os.environ["BENC
 with open(os.environ["BENCH_OUT"], "ab") as sink:
     while link:
         response = session.get(link, params=params)
-        sink.write(response.content + b"\n")
+        emit(sink, response.content)
         link, params = response.json().get("next"), None
 '''
 
@@ -154,13 +172,15 @@ class Source:
 
     make(n, workdir): in the fake's process, an unstarted fake holding n alerts, env(url)
     for the CLI and the floor once it is started, and the YAML source block (rate budgets
-    raised). floor: the floor loop. token(env): a bearer token for the floor, got here
-    before the measured run (None: the floor needs none, or gets it itself).
+    raised). floor: the floor loop; items: where a page holds its alerts. token(env): a
+    bearer token for the floor, got here before the measured run (None: the floor needs
+    none, or gets it itself).
     """
 
     title: str
     make: Callable[[int, Path], Replay]
     floor: str
+    items: str  # the key of a page's alert list, for the record floor
     raised: str = "no rate budget option"
     token: Callable[[dict[str, str]], str] | None = None
 
@@ -302,19 +322,20 @@ def google_token(env: dict[str, str], scope: str, subject: str | None = None) ->
 
 
 SOURCES: dict[str, Source] = {
-    "guardduty": Source("GuardDuty findings", make_guardduty, FLOOR_GUARDDUTY),
-    "scc": Source("SCC v2 findings", make_scc, FLOOR_SCC, "reads_per_minute",
+    "guardduty": Source("GuardDuty findings", make_guardduty, FLOOR_GUARDDUTY, "findings"),
+    "scc": Source("SCC v2 findings", make_scc, FLOOR_SCC, "listFindingsResults",
+                  "reads_per_minute",
                   lambda env: google_token(env, "https://www.googleapis.com/auth/cloud-platform")),
     "workspace_alertcenter": Source(
-        "Workspace Alert Center alerts", make_alertcenter, FLOOR_ALERTCENTER,
+        "Workspace Alert Center alerts", make_alertcenter, FLOOR_ALERTCENTER, "alerts",
         token=lambda env: google_token(env, "https://www.googleapis.com/auth/apps.alerts",
                                        env["BENCH_SUBJECT"])),
     "entra_id": Source("Entra ID alerts_v2 (stream alerts)", make_entra, FLOOR_GRAPH,
-                       "alerts_per_minute"),
+                       "value", "alerts_per_minute"),
     "intune": Source("Intune auditEvents (stream audit_events)", make_intune, FLOOR_GRAPH,
-                     "requests_per_minute"),
+                     "value", "requests_per_minute"),
     "kandji": Source("Kandji audit events (stream audit_events)", make_kandji, FLOOR_KANDJI,
-                     "requests_per_hour"),
+                     "results", "requests_per_hour"),
 }
 
 
@@ -392,9 +413,12 @@ def pull(env: dict[str, str], source: dict[str, Any], workdir: str,
                         env, workdir)
 
 
-def floor(code: str, env: dict[str, str], workdir: str) -> Usage:
-    return run_measured([sys.executable, "-c", code],
-                        {**env, "BENCH_OUT": str(Path(workdir) / "raw.jsonl")}, workdir)
+def floor(adapter: Source, kind: str, env: dict[str, str], workdir: str) -> Usage:
+    """The adapter's floor loop, `raw` or `record` (see FLOOR_EMIT)."""
+    out = str(Path(workdir) / f"{kind}.jsonl")
+    return run_measured([sys.executable, "-c", FLOOR_EMIT + adapter.floor],
+                        {**env, "BENCH_OUT": out, "BENCH_FLOOR": kind,
+                         "BENCH_ITEMS": adapter.items}, workdir)
 
 
 def written(workdir: str) -> tuple[int, float]:
@@ -414,7 +438,8 @@ def bench_source(name: str, sizes: list[int]) -> None:
     print(f"\n{adapter.title} [{name}]: alertpull fetch --all --since {SINCE} vs floor "
           f"(rate budget raised: {adapter.raised})")
     print(f"{'N':>7} {'rec B':>6} {'alerts/s':>9} {'CPU s/100k':>11} {'RSS MB':>7} | "
-          f"{'floor a/s':>9} {'floor CPU/100k':>14} {'floor RSS':>9} | {'CPU ratio':>9}")
+          f"{'floor a/s':>9} {'floor CPU/100k':>14} {'floor RSS':>9} | {'CPU ratio':>9} | "
+          f"{'rec-floor CPU/100k':>18} {'ratio':>6}")
     rss = {}
     for n in sizes:
         with tempfile.TemporaryDirectory() as ours, tempfile.TemporaryDirectory() as base:
@@ -426,7 +451,8 @@ def bench_source(name: str, sizes: list[int]) -> None:
                 mine = pull(env, served["source"], ours)
                 if adapter.token:
                     env["FLOOR_TOKEN"] = adapter.token(env)  # not measured
-                low = floor(adapter.floor, env, base)
+                low = floor(adapter, "raw", env, base)
+                record_low = floor(adapter, "record", env, base)
             finally:
                 fake.close()
             count, mean = written(ours)
@@ -434,7 +460,9 @@ def bench_source(name: str, sizes: list[int]) -> None:
         rss[n] = mine.max_rss_mb
         print(f"{n:>7} {mean:>6.0f} {n / mine.wall:>9.0f} {mine.cpu / n * 1e5:>11.1f} "
               f"{mine.max_rss_mb:>7.1f} | {n / low.wall:>9.0f} {low.cpu / n * 1e5:>14.1f} "
-              f"{low.max_rss_mb:>9.1f} | {mine.cpu / low.cpu:>8.2f}x{note}", flush=True)
+              f"{low.max_rss_mb:>9.1f} | {mine.cpu / low.cpu:>8.2f}x | "
+              f"{record_low.cpu / n * 1e5:>18.1f} {mine.cpu / record_low.cpu:>5.2f}x{note}",
+              flush=True)
     smallest, largest = min(sizes), max(sizes)
     print(f"peak RSS {largest} vs {smallest}: {rss[largest] / rss[smallest]:.2f}x "
           f"(target <= 1.2x), {rss[largest]:.0f} MB (target <= 150 MB)", flush=True)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import urlsplit
 
 from alertpull.connector import (
     Connector,
@@ -256,8 +257,7 @@ class GuardDutyConnector(Connector):
             config=_botocore_config(self.settings),
         )
         if service == "guardduty":
-            _retry_cut_bodies(client)
-            client.meta.events.register("before-parse.guardduty", _take_wire_body)
+            _read_whole_json_answers(client)
         return client
 
 
@@ -336,62 +336,74 @@ def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) 
     return assumed
 
 
-def _retry_cut_bodies(client: Any) -> None:
-    """Make a body cut short a closed connection, which botocore's retry policy retries.
+def _read_whole_json_answers(client: Any) -> None:
+    """Check every GuardDuty answer inside botocore's retries, and hand GetFindings' findings
+    to the caller as sent.
 
     botocore reads bodies without enforcing Content-Length (it passes
-    enforce_content_length=False to urllib3), so a 200 cut mid-way would parse as an empty
-    page and the rest of the window be silently skipped; and an error raised after the
-    read, in a before-parse hook, escapes its retries. Checked inside the send, a short
-    body fails the attempt as urllib3 fails one whose connection closes mid-response.
+    enforce_content_length=False to urllib3) and parses a 200 whose body is not JSON as an
+    empty reply, so a body cut mid-way or mangled on its way would read as an empty page
+    and the rest of the window be silently skipped. An error raised after the send (in a
+    before-parse hook) escapes botocore's retries, so the body is checked in the send: a
+    short one fails the attempt as urllib3 fails a connection closed mid-response, one that
+    is not JSON as UnreadableBody, and botocore retries both.
+
+    The before-parse hook then takes the page parsed in the send (the same thread's
+    previous step of the same call) and hands GetFindings' findings over exactly as sent
+    (camelCase, unknown fields kept), letting botocore parse an empty reply instead: its
+    model-driven parse of findings we never use was ~40% of a pull's CPU.
     """
     from botocore.exceptions import ConnectionClosedError
 
     session = client._endpoint.http_session  # botocore has no public hook inside its retries
     send = session.send
+    parsed = threading.local()  # the body of the 200 this thread's send_whole just read
 
     def send_whole(request: Any) -> Any:
         response = send(request)
+        if request.stream_output:
+            return response
         expected = response.headers.get("content-length")
-        if (expected is not None and not request.stream_output
-                and len(response.content) != int(expected)):
+        if expected is not None and len(response.content) != int(expected):
             raise ConnectionClosedError(endpoint_url=request.url)
+        if response.status_code == 200:
+            try:
+                parsed.body = parse_json(response.content)
+            except ValueError:
+                raise _unreadable_body()(endpoint_url=request.url) from None
         return response
 
+    def take_wire_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
+                       operation_model: Any, **_: Any) -> None:
+        if response_dict["status_code"] != 200:
+            return
+        body = parsed.__dict__.pop("body")
+        if operation_model.name != "GetFindings":
+            return
+        findings = body.get("findings") if isinstance(body, dict) else None
+        if not isinstance(findings, list):
+            raise SourceError("GuardDuty answered GetFindings without a findings list")
+        customized_response_dict[WIRE_FINDINGS] = findings
+        response_dict["body"] = _NO_FINDINGS
+        response_dict["headers"]["content-length"] = str(len(_NO_FINDINGS))
+
     session.send = send_whole
+    client.meta.events.register("before-parse.guardduty", take_wire_body)
 
 
 _NO_FINDINGS = b'{"findings":[]}'
 
 
-def _take_wire_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
-                    operation_model: Any, **_: Any) -> None:
-    """before-parse hook of every GuardDuty call.
+@functools.cache
+def _unreadable_body() -> Any:
+    """A 200 whose body is not JSON, as a botocore HTTPClientError: retried like a dropped
+    connection. Built on first use, as botocore is imported only when GuardDuty is pulled."""
+    from botocore.exceptions import HTTPClientError
 
-    A 200 whose body is not JSON (a proxy's page, a reply mangled on the way) fails the
-    call: botocore would parse it as an empty reply. GetFindings hands the caller the
-    findings exactly as sent (camelCase, unknown fields kept) and lets botocore parse an
-    empty reply instead, since its model-driven parse of findings we never use was ~40% of
-    a pull's CPU.
-    """
-    if response_dict["status_code"] != 200:
-        return
-    operation = operation_model.name
-    try:
-        body = parse_json(response_dict["body"])
-    except ValueError:
-        raise SourceError(
-            f"GuardDuty answered {operation} with a body that is not JSON; the next run reads "
-            "the window again"
-        ) from None
-    if operation != "GetFindings":
-        return
-    findings = body.get("findings") if isinstance(body, dict) else None
-    if not isinstance(findings, list):
-        raise SourceError("GuardDuty answered GetFindings without a findings list")
-    customized_response_dict[WIRE_FINDINGS] = findings
-    response_dict["body"] = _NO_FINDINGS
-    response_dict["headers"]["content-length"] = str(len(_NO_FINDINGS))
+    class UnreadableBody(HTTPClientError):
+        fmt = "a body that is not JSON from {endpoint_url}"
+
+    return UnreadableBody
 
 
 def _error_code(err: Any) -> str:
@@ -433,6 +445,12 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
         return (
             f"no AWS credentials found{detail}: configure the standard chain (env vars, "
             "~/.aws, instance role) or set role_arn"
+        )
+    if isinstance(err, _unreadable_body()):
+        call = urlsplit(err.kwargs["endpoint_url"]).path
+        return (
+            f"GuardDuty answered POST {call}{where} with a body that is not JSON, still after "
+            "retries; the next run reads the window again"
         )
     if isinstance(err, ConnectionClosedError):  # mid-response, e.g. a body cut short
         return (

@@ -50,6 +50,8 @@ from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     RateBudget,
+    UnreadableAnswer,
+    asked_again_if_unreadable,
     error_text,
     make_session,
 )
@@ -263,7 +265,12 @@ class KandjiConnector(Connector):
     # -- one call --------------------------------------------------------------------------
 
     def _get(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
-        """One paced, authenticated GET (retried by the session); the JSON page it returns."""
+        """One paced, authenticated GET (retried by the session, and asked again while its
+        body is not JSON); the JSON page it returns."""
+        return asked_again_if_unreadable(lambda: self._get_once(stream, params),
+                                         self.settings["max_retries"])
+
+    def _get_once(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
         self._budget.acquire()
         call = f"GET {stream.path}"
         with _network_errors(call, self.base_url, self.settings["max_retries"]):
@@ -277,8 +284,7 @@ class KandjiConnector(Connector):
         try:
             body = parse_json(response.content)
         except ValueError:
-            raise SourceError(f"Kandji answered {call} with a body that is not JSON; the next "
-                              "run reads the window again") from None
+            raise UnreadableAnswer(f"Kandji answered {call}") from None
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise SourceError(f"Kandji answered {call} without a results list")
         return body

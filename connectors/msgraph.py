@@ -48,6 +48,8 @@ from alertpull.http import (
     RETRY_STATUSES,
     CappedRetry,
     RateBudget,
+    UnreadableAnswer,
+    asked_again_if_unreadable,
     error_text,
     make_session,
 )
@@ -250,6 +252,11 @@ class GraphClient:
     # -- one GET ---------------------------------------------------------------------------
 
     def _get(self, endpoint: Endpoint, url: str) -> dict[str, Any]:
+        """One GET's JSON object, asked again while its body is not JSON."""
+        return asked_again_if_unreadable(lambda: self._get_once(endpoint, url),
+                                         self.max_retries)
+
+    def _get_once(self, endpoint: Endpoint, url: str) -> dict[str, Any]:
         token = self._access_token()
         response = self._send(endpoint, url, token)
         if response.status_code == 401:
@@ -262,8 +269,7 @@ class GraphClient:
         try:
             body = parse_json(response.content)
         except ValueError:
-            raise SourceError(f"Graph answered GET {endpoint.path} with a body that is not "
-                              "JSON; the next run reads the window again") from None
+            raise UnreadableAnswer(f"Graph answered GET {endpoint.path}") from None
         if not isinstance(body, dict):
             raise SourceError(f"Graph answered GET {endpoint.path} with JSON that is not an "
                               "object")

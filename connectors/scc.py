@@ -328,8 +328,10 @@ def _retry(deadline: float) -> Any:
         TransportError,  # the token endpoint unreachable
     )
     def worth_retrying(err: Exception) -> bool:
-        # A certificate the CA bundle does not trust fails the same way on every try.
-        return transient(err) and not isinstance(err, requests.exceptions.SSLError)
+        # A certificate the CA bundle does not trust fails the same way on every try; an
+        # answer that is not a page was mangled on its way, like a body cut short.
+        return ((transient(err) and not isinstance(err, requests.exceptions.SSLError))
+                or isinstance(err, NotAPage))
 
     return Retry(predicate=worth_retrying, initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM,
                  multiplier=2.0, timeout=deadline)
@@ -352,7 +354,7 @@ def read_page(response: Any) -> dict[str, Any]:
         where = f" at character {err.pos}" if isinstance(err, json.JSONDecodeError) else ""
         raise NotAPage(f"malformed JSON{where}") from None
     if not isinstance(page, dict) or not isinstance(page.get(RESULTS, []), list):
-        raise NotAPage(f"not a JSON object with a {RESULTS} list")
+        raise NotAPage(f"a JSON value without a {RESULTS} list")
     return page
 
 
@@ -454,11 +456,6 @@ def describe_error(err: Exception, where: _Where) -> str:
         return f"{_describe_cause(cause, where)} (still failing after retries)"
     if isinstance(err, auth.GoogleAuthError):
         return _describe_auth_error(err, where)
-    if isinstance(err, NotAPage):
-        return (
-            f"SCC answered {where.path} with a page that is not a ListFindingsResponse "
-            f"({one_line(str(err))}); the next run reads the window again"
-        )
     return _describe_cause(err, where)
 
 
@@ -466,6 +463,8 @@ def _describe_cause(err: Exception, where: _Where) -> str:
     from google.api_core import exceptions as api
 
     endpoint = where.endpoint or DEFAULT_HOST
+    if isinstance(err, NotAPage):
+        return f"SCC answered {where.path} with {err} instead of a ListFindingsResponse"
     if isinstance(err, api.Forbidden):
         status, message = _status_and_message(err)
         if err.reason == "SERVICE_DISABLED" or "has not been used" in message:

@@ -54,6 +54,7 @@ from alertpull.connector import (
     max_retries_option,
 )
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete, one_line
+from alertpull.http import UnreadableAnswer
 from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
@@ -291,6 +292,8 @@ class _Client:
         from google.auth.exceptions import RefreshError
         from googleapiclient.errors import HttpError
 
+        if isinstance(err, UnreadableAnswer):
+            return str(UnreadableAnswer(err.answer, self.attempts - 1))
         if isinstance(err, HttpError):
             return self._describe_http_error(err)
         if isinstance(err, RefreshError):
@@ -371,12 +374,9 @@ def _attempts(count: int) -> str:
 
 def _json_object(body: Any) -> dict[str, Any]:
     """An answer's JSON object. googleapiclient hands back a body that is not JSON (a proxy's
-    page, a reply cut short) as its text, which must not read as an empty page."""
+    page, a reply mangled on its way) as its text, which must not read as an empty page."""
     if not isinstance(body, dict):
-        raise SourceError(
-            "Alert Center answered alerts.list with a body that is not a JSON object; the "
-            "next run reads the window again"
-        )
+        raise UnreadableAnswer("Alert Center answered alerts.list")
     return body
 
 
@@ -418,6 +418,8 @@ def _transient_reason(err: Exception) -> str | None:
             return None
         code, status, _ = _google_error(err)
         return f"{code} {status}"
+    if isinstance(err, UnreadableAnswer):
+        return "a body that is not JSON"
     if isinstance(err, ssl.SSLCertVerificationError):
         return None  # a trust problem, not a passing one
     # Refused or reset connections, timeouts, DNS, a body cut short.

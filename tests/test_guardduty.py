@@ -285,19 +285,32 @@ def test_a_response_always_cut_mid_body_fails_instead_of_reading_as_an_empty_pag
                        "retries; the next run reads the window again")
 
 
+NOT_JSON = Response(200, b'{"findingIds": [', {"Content-Type": "application/json"})
+
+
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_reply_that_is_not_json_fails_instead_of_reading_as_an_empty_page(
+def test_a_reply_that_is_not_json_is_asked_for_again(fake: AwsFake, path: str) -> None:
+    findings = make_findings(130)
+    fake.add_detector(REGION, DETECTOR, findings)
+    fake.inject(on("POST", path), Fault(response=NOT_JSON))
+
+    assert flat(pull(connector())) == findings[10:120]
+    assert fake.pending_faults == 0
+    assert len(sent(fake, path)) == 3 + 1
+
+
+@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
+def test_a_reply_never_json_fails_instead_of_reading_as_an_empty_page(
     fake: AwsFake, path: str
 ) -> None:
     fake.add_detector(REGION, DETECTOR, make_findings(130))
-    not_json = Response(200, b'{"findingIds": [', {"Content-Type": "application/json"})
-    fake.inject(on("POST", path), Fault(response=not_json))
+    fake.inject(on("POST", path), Fault(response=NOT_JSON), times=100)
 
-    message = source_error(lambda: pull(connector()))
+    message = source_error(lambda: pull(connector(max_retries=1)))
 
-    operation = "ListFindings" if path == LIST_PATH else "GetFindings"
-    assert message == (f"GuardDuty answered {operation} with a body that is not JSON; the "
-                       "next run reads the window again")
+    assert message == (f"GuardDuty answered POST {path} in us-east-1 with a body that is not "
+                       "JSON, still after retries; the next run reads the window again")
+    assert len(sent(fake, path)) == 1 + 1
 
 
 def test_fetch_from_worker_threads_shares_the_clients_made_by_scopes(fake: AwsFake) -> None:

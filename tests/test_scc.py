@@ -324,12 +324,25 @@ def test_a_rejected_request_names_the_status_and_message(scc: SccWorld) -> None:
         "Invalid filter.; check parent and locations")
 
 
-def test_a_page_that_is_not_a_list_findings_response_fails_the_scope(scc: SccWorld) -> None:
-    garbled = Response(200, b"<html>proxy error</html>", {"Content-Type": "text/html"})
-    scc.fake.inject(on("GET", LIST_PATH), Fault(response=garbled))
+GARBLED = Response(200, b"<html>proxy error</html>", {"Content-Type": "text/html"})
 
-    assert source_error(lambda: pull(connector(scc))).startswith(
-        f"SCC answered {PARENT}/sources/- with a page that is not a ListFindingsResponse (")
+
+def test_a_page_that_is_not_a_list_findings_response_is_asked_for_again(scc: SccWorld) -> None:
+    scc.fake.results = make_results(30)
+    scc.fake.page_limit = 10
+    scc.fake.inject(on("GET", LIST_PATH), Fault(response=GARBLED))
+
+    assert flat(pull(connector(scc))) == wire(scc.fake.results)
+    assert scc.fake.pending_faults == 0
+    assert len(list_queries(scc.fake)) == 3 + 1
+
+
+def test_a_page_that_is_never_a_list_findings_response_fails_the_scope(scc: SccWorld) -> None:
+    scc.fake.inject(on("GET", LIST_PATH), Fault(response=GARBLED), times=1000)
+
+    assert source_error(lambda: pull(connector(scc, retry_deadline_seconds=2))) == (
+        f"SCC answered {PARENT}/sources/- with malformed JSON at character 0 instead of a "
+        "ListFindingsResponse (still failing after retries)")
 
 
 def test_an_unusable_key_file_is_named(scc: SccWorld, tmp_path: Path) -> None:
