@@ -65,7 +65,11 @@ def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, millisecond precision, 'Z' suffix."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    # %-formatting of the fields: this runs for every time of every record, and it takes
+    # half the time of isoformat(timespec="milliseconds") with its offset to cut off.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+        moment.microsecond // 1000)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
