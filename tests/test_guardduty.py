@@ -260,39 +260,25 @@ def test_throttling_that_never_ends_fails_after_max_retries(fake: AwsFake) -> No
     assert GuardDutyConnector.options["max_retries"].default == 8  # botocore's max_attempts
 
 
+# botocore does not enforce Content-Length on these bodies, and parses a 200 that is not
+# JSON as a successful reply: either would read as a page without findings or next token.
+SPOILED = {"cut-body": Fault(cut_body=True),
+           "not-json": Fault(response=Response(200, b'{"findingIds": [',
+                                               {"Content-Type": "application/json"}))}
+STILL_SPOILED = {
+    "cut-body": "AWS closed the connection mid-response in us-east-1, still after retries; "
+                "the next run reads the window again",
+    "not-json": "GuardDuty answered POST {path} in us-east-1 with a body that is not JSON, "
+                "still after retries; the next run reads the window again",
+}
+
+
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_response_cut_mid_body_is_read_again(fake: AwsFake, path: str) -> None:
-    # botocore does not enforce Content-Length on these bodies and would parse the cut
-    # JSON as a successful reply without findings or next token.
+@pytest.mark.parametrize("spoiled", SPOILED)
+def test_a_spoiled_answer_is_asked_for_again(fake: AwsFake, path: str, spoiled: str) -> None:
     findings = make_findings(130)
     fake.add_detector(REGION, DETECTOR, findings)
-    fake.inject(on("POST", path), Fault(cut_body=True))
-
-    assert flat(pull(connector())) == findings[10:120]
-    assert fake.pending_faults == 0
-
-
-@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_response_always_cut_mid_body_fails_instead_of_reading_as_an_empty_page(
-    fake: AwsFake, path: str
-) -> None:
-    fake.add_detector(REGION, DETECTOR, make_findings(130))
-    fake.inject(on("POST", path), Fault(cut_body=True), times=2)
-
-    message = source_error(lambda: pull(connector(max_retries=1)))  # don't wait minutes
-
-    assert message == ("AWS closed the connection mid-response in us-east-1, still after "
-                       "retries; the next run reads the window again")
-
-
-NOT_JSON = Response(200, b'{"findingIds": [', {"Content-Type": "application/json"})
-
-
-@pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_reply_that_is_not_json_is_asked_for_again(fake: AwsFake, path: str) -> None:
-    findings = make_findings(130)
-    fake.add_detector(REGION, DETECTOR, findings)
-    fake.inject(on("POST", path), Fault(response=NOT_JSON))
+    fake.inject(on("POST", path), SPOILED[spoiled])
 
     assert flat(pull(connector())) == findings[10:120]
     assert fake.pending_faults == 0
@@ -300,16 +286,16 @@ def test_a_reply_that_is_not_json_is_asked_for_again(fake: AwsFake, path: str) -
 
 
 @pytest.mark.parametrize("path", [LIST_PATH, GET_PATH])
-def test_a_reply_never_json_fails_instead_of_reading_as_an_empty_page(
-    fake: AwsFake, path: str
+@pytest.mark.parametrize("spoiled", SPOILED)
+def test_an_answer_always_spoiled_fails_instead_of_reading_as_an_empty_page(
+    fake: AwsFake, path: str, spoiled: str
 ) -> None:
     fake.add_detector(REGION, DETECTOR, make_findings(130))
-    fake.inject(on("POST", path), Fault(response=NOT_JSON), times=100)
+    fake.inject(on("POST", path), SPOILED[spoiled], times=100)
 
-    message = source_error(lambda: pull(connector(max_retries=1)))
+    message = source_error(lambda: pull(connector(max_retries=1)))  # don't wait minutes
 
-    assert message == (f"GuardDuty answered POST {path} in us-east-1 with a body that is not "
-                       "JSON, still after retries; the next run reads the window again")
+    assert message == STILL_SPOILED[spoiled].format(path=path)
     assert len(sent(fake, path)) == 1 + 1
 
 
