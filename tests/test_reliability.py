@@ -162,7 +162,9 @@ PERSISTENT: dict[str, Callable[[Subject], Fault]] = {
     "429-retry-after": lambda s: Fault(response=with_retry_after(s.error(429), "1")),
     "stall": lambda s: Fault(delay=STALL),
 }
-FAIL_DEADLINE = 10.0  # seconds: a persistent fault must be given up on within this
+# Seconds within which a persistent fault must be given up on: room for a loaded machine's
+# start-up and SCC's 4 s retry deadline, yet short of two stalls waited out in full.
+FAIL_DEADLINE = 1.5 * STALL
 FAIL_RETRIES = 1  # max_retries where a fault never ends: every retry loop gives up in seconds
 # The never-ending 503 and 429 (Retry-After absent, as Identity Protection and quota errors
 # send them) on every source, bounded low (Subject.retrying). 500 takes the same path as 503
