@@ -45,7 +45,7 @@ class Cursor:
         return {
             "watermark": format_time(self.watermark) if self.watermark else None,
             "covered": [[format_time(a), format_time(b)] for a, b in self.covered],
-            "seen": {key: [ms, sha] for key, (ms, sha) in sorted(self.seen.items())},
+            "seen": self.seen,  # (ms, sha) tuples: JSON arrays, in key order when stored
             "memory": self.memory,
         }
 
@@ -175,9 +175,11 @@ class VersionFilter:
         if len(self._fresh) >= self._prune_at:
             mark = min(self._end_ms, self._max_changed_ms) if self._ordered else self._end_ms
             self._fresh = self._recent(self._fresh, mark)
-            # Twice what survived: pruning stays linear in the run however many alerts
-            # the overlap window itself holds.
-            self._prune_at = max(self._PRUNE_FLOOR, 2 * len(self._fresh))
+            # A quarter again what survived: pruning stays linear in the run (a prune scans
+            # at most five entries per one added since the last) however many alerts the
+            # overlap window holds, and memory peaks at 1.25x what that window needs.
+            survived = len(self._fresh)
+            self._prune_at = survived + max(self._PRUNE_FLOOR, survived // 4)
         return True
 
     def known(self, key: str) -> bool:

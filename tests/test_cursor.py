@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from alertpull.cursor import (
     plan_windows,
     subtract_intervals,
 )
+from alertpull.state.base import render_document
 from alertpull.timeutil import to_epoch_ms
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -152,3 +154,14 @@ def to_ms(moment: datetime) -> int:
 def test_cursor_json_roundtrip() -> None:
     cursor = Cursor(watermark=t(1), covered=[(t(5), t(1))], seen={"a": (123, "abc")})
     assert Cursor.from_json(cursor.to_json()) == cursor
+
+
+@pytest.mark.parametrize("memory", [{"count": 7}, {"beyond 64 bits": 2**70}])
+def test_a_stored_document_reads_back_as_it_was(memory: dict[str, int]) -> None:
+    cursor = Cursor(watermark=t(1), seen={"b": (456, "def"), "a": (123, "abc")}, memory=memory)
+    doc = {"schema_version": 1, "scopes": {"s": cursor.to_json()}}
+
+    stored = render_document(doc)
+
+    assert Cursor.from_json(json.loads(stored)["scopes"]["s"]) == cursor
+    assert stored.index(b'"a"') < stored.index(b'"b"')  # keys sorted, so diffs stay small

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
+
 from alertpull.errors import StateError
 
 STATE_SCHEMA_VERSION = 1
@@ -39,7 +41,16 @@ def parse_document(source: str, text: bytes | str, where: str) -> dict[str, Any]
 
 
 def render_document(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, indent=1).encode()
+    """The document as stored: keys sorted and indented, for a person reading it.
+
+    orjson, as a cursor may remember tens of thousands of versions (a day's overlap of a
+    busy SCC organization) and json indents in pure Python, holding several times the
+    output in pieces at the end of every run; json only for what orjson refuses (integers
+    beyond 64 bits in a connector's own memory)."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:
+        return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
 class StateStore(ABC):
