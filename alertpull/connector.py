@@ -52,11 +52,6 @@ def max_retries_option(default: int) -> Option:
     )
 
 
-def retries_phrase(count: int) -> str:
-    """How an error line says how often a call was retried: "1 retry", "6 retries"."""
-    return "1 retry" if count == 1 else f"{count} retries"
-
-
 class Secret:
     """A secret config value: its repr and str never reveal it."""
 

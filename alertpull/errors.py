@@ -50,3 +50,8 @@ def one_line(text: str, limit: int = 300) -> str:
     """A vendor's message fit for a one-line error: whitespace folded, cut at `limit`."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def retries_phrase(count: int) -> str:
+    """How an error line says how often a call was retried: "1 retry", "6 retries"."""
+    return "1 retry" if count == 1 else f"{count} retries"

@@ -23,13 +23,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from alertpull import __version__
-from alertpull.connector import retries_phrase
-from alertpull.errors import SourceError
+from alertpull.errors import SourceError, retries_phrase
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 DEFAULT_RETRIES = 6  # per call, after its first attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-UNREADABLE_BACKOFF_MAX = 30.0  # seconds between two asks for an answer that was unreadable
+BACKOFF_MAX = 30.0  # seconds between two calls made again by called_again_on
 _Answer = TypeVar("_Answer")
 
 
@@ -63,14 +62,10 @@ class TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
-        for attempt in range(self.body_retries + 1):
-            try:
-                return super().request(method, url, *args, **kwargs)
-            except requests.exceptions.ChunkedEncodingError:
-                if attempt == self.body_retries:
-                    raise
-                time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+        send = super().request
+        return called_again_on(requests.exceptions.ChunkedEncodingError,
+                               lambda: send(method, url, *args, **kwargs),
+                               self.body_retries, self.backoff)
 
 
 def make_session(
@@ -120,18 +115,28 @@ class UnreadableAnswer(SourceError):
                          "window again")
 
 
-def asked_again_if_unreadable(ask: Callable[[], _Answer], retries: int,
-                              backoff: float = 1.0) -> _Answer:
-    """ask() again, up to `retries` times with exponential backoff, while it raises
-    UnreadableAnswer; the last one says how many retries were made."""
+def called_again_on(error: type[Exception], call: Callable[[], _Answer], retries: int,
+                    backoff: float) -> _Answer:
+    """call() again, up to `retries` times with exponential backoff, while it raises `error`
+    (for what happens after urllib3's retries end: reading the body)."""
     for attempt in range(retries + 1):
         try:
-            return ask()
-        except UnreadableAnswer as err:
+            return call()
+        except error:
             if attempt == retries:
-                raise UnreadableAnswer(err.answer, retries) from None
-            time.sleep(min(backoff * 2**attempt, UNREADABLE_BACKOFF_MAX))
+                raise
+            time.sleep(min(backoff * 2**attempt, BACKOFF_MAX))
     raise AssertionError("unreachable")
+
+
+def asked_again_if_unreadable(ask: Callable[[], _Answer], retries: int,
+                              backoff: float = 1.0) -> _Answer:
+    """ask() again while its answer is unreadable (see called_again_on); the last
+    UnreadableAnswer says how many retries were made."""
+    try:
+        return called_again_on(UnreadableAnswer, ask, retries, backoff)
+    except UnreadableAnswer as err:
+        raise UnreadableAnswer(err.answer, retries) from None
 
 
 def error_text(response: requests.Response) -> str:

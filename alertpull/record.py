@@ -145,14 +145,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
+def dump_json(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes:
+    """UTF-8 JSON, datetimes as RFC 3339: compact, or indented by two for a person to read.
+
+    orjson (a run's hot path); json for what orjson refuses but JSON allows, e.g.
+    integers beyond 64 bits."""
+    option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        return orjson.dumps(value, option=option, default=_json_default)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=sort_keys, indent=2 if indent else None,
+                          separators=None if indent else (",", ":"), ensure_ascii=False,
+                          default=_json_default).encode()
+
+
 def canonical_json(value: Any) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8, datetimes as RFC 3339."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default)
-    except orjson.JSONEncodeError:
-        # orjson refuses what JSON allows but it does not, e.g. integers beyond 64 bits.
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          default=_json_default).encode()
+    return dump_json(value, sort_keys=True)
 
 
 def raw_sha256(raw: Any) -> str:
@@ -160,12 +169,8 @@ def raw_sha256(raw: Any) -> str:
 
 
 def json_line(record: Mapping[str, Any]) -> bytes:
-    """One output line (the hot path of a run, hence orjson)."""
-    try:
-        return orjson.dumps(record, default=_json_default)
-    except orjson.JSONEncodeError:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":"),
-                          default=_json_default).encode()
+    """One output line."""
+    return dump_json(record)
 
 
 def dedup_key(source: str, tenant: str, native_id: str) -> str:

@@ -30,9 +30,14 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+)
+from alertpull.errors import (
+    MalformedAlert,
+    SourceError,
+    WindowIncomplete,
+    one_line,
     retries_phrase,
 )
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete, one_line
 from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 

@@ -43,9 +43,14 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+)
+from alertpull.errors import (
+    ConfigError,
+    MalformedAlert,
+    SourceError,
+    WindowIncomplete,
     retries_phrase,
 )
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,

@@ -40,8 +40,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from alertpull.connector import Option, Secret, max_retries_option, retries_phrase
-from alertpull.errors import ConfigError, SourceError, WindowIncomplete, one_line
+from alertpull.connector import Option, Secret, max_retries_option
+from alertpull.errors import ConfigError, SourceError, WindowIncomplete, one_line, retries_phrase
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,

@@ -254,8 +254,8 @@ class SccConnector(Connector):
 
         try:
             yield
-        except (GoogleAPICallError, RetryError, GoogleAuthError, NotAPage,
-                RequestException) as err:
+        # (A NotAPage is always retried, so it arrives as the cause of a RetryError.)
+        except (GoogleAPICallError, RetryError, GoogleAuthError, RequestException) as err:
             where = _Where(scope.params["path"], scope.params["parent"], self._principal(),
                            endpoint_for(scope.params["location"], self.settings["api_endpoint"]),
                            self.settings)

@@ -13,9 +13,8 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
 
-import orjson
-
 from alertpull.errors import StateError
+from alertpull.record import dump_json
 
 STATE_SCHEMA_VERSION = 1
 
@@ -41,16 +40,11 @@ def parse_document(source: str, text: bytes | str, where: str) -> dict[str, Any]
 
 
 def render_document(doc: dict[str, Any]) -> bytes:
-    """The document as stored: keys sorted and indented, for a person reading it.
-
-    orjson, as a cursor may remember tens of thousands of versions (a day's overlap of a
-    busy SCC organization) and json indents in pure Python, holding several times the
-    output in pieces at the end of every run; json only for what orjson refuses (integers
-    beyond 64 bits in a connector's own memory)."""
-    try:
-        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-    except orjson.JSONEncodeError:
-        return json.dumps(doc, sort_keys=True, indent=2).encode()
+    """The document as stored: keys sorted and indented, for a person reading it. (orjson
+    underneath: a cursor may remember tens of thousands of versions, a day's overlap of a
+    busy SCC organization, and json's indenting encoder is pure Python, holding several
+    times the output in pieces at the end of every run.)"""
+    return dump_json(doc, sort_keys=True, indent=True)
 
 
 class StateStore(ABC):
