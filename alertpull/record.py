@@ -145,23 +145,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-def dump_json(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes:
-    """UTF-8 JSON, datetimes as RFC 3339: compact, or indented by two for a person to read.
+def dump_json(value: Any, option: int = 0) -> bytes:
+    """UTF-8 JSON, datetimes as RFC 3339; `option`: orjson's OPT_SORT_KEYS, OPT_INDENT_2.
 
     orjson (a run's hot path); json for what orjson refuses but JSON allows, e.g.
     integers beyond 64 bits."""
-    option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
     try:
         return orjson.dumps(value, option=option, default=_json_default)
     except orjson.JSONEncodeError:
-        return json.dumps(value, sort_keys=sort_keys, indent=2 if indent else None,
+        indent = 2 if option & orjson.OPT_INDENT_2 else None
+        return json.dumps(value, sort_keys=bool(option & orjson.OPT_SORT_KEYS), indent=indent,
                           separators=None if indent else (",", ":"), ensure_ascii=False,
                           default=_json_default).encode()
 
 
 def canonical_json(value: Any) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8, datetimes as RFC 3339."""
-    return dump_json(value, sort_keys=True)
+    return dump_json(value, orjson.OPT_SORT_KEYS)
 
 
 def raw_sha256(raw: Any) -> str:

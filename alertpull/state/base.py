@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
+
 from alertpull.errors import StateError
 from alertpull.record import dump_json
 
@@ -44,7 +46,7 @@ def render_document(doc: dict[str, Any]) -> bytes:
     underneath: a cursor may remember tens of thousands of versions, a day's overlap of a
     busy SCC organization, and json's indenting encoder is pure Python, holding several
     times the output in pieces at the end of every run.)"""
-    return dump_json(doc, sort_keys=True, indent=True)
+    return dump_json(doc, orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
 
 
 class StateStore(ABC):
