@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(VENV)/bin/ruff check alertpull connectors tests bench demo
 	$(VENV)/bin/mypy alertpull connectors
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2  # two workers: the machines this runs on have two cores
 
 demo: $(STAMP)
 	$(PY) demo/run_demo.py
