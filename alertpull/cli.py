@@ -345,6 +345,16 @@ def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> No
 
 
 @cli.command()
+@click.argument("type_name", metavar="TYPE")
+@click.option("--name", "source_name", metavar="NAME", help="The source's name in the block.")
+def example(type_name: str, source_name: str | None) -> None:
+    """Print a commented config block for a source type."""
+    from alertpull.example import example_block
+
+    click.echo(example_block(type_name, source_name), nl=False)
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of the output record."""
     from importlib.resources import files

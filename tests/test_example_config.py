@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from alertpull.config import SINK_OPTIONS, STATE_OPTIONS, TIMING_OPTIONS
 from alertpull.connectors import REGISTRY, connector_class
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 EXAMPLE = (REPO / "config.example.yaml").read_text()
 
@@ -33,3 +34,24 @@ def test_engine_keys_are_documented_and_the_file_parses() -> None:
     assert engine <= documented_keys(EXAMPLE)
     assert set(yaml.safe_load(EXAMPLE)["sources"]) == {
         "aws-prod", "gcp-org", "workspace", "entra", "intune", "kandji"}
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_example_command_prints_a_block_with_every_option(type_name: str) -> None:
+    shown = run_cli("example", type_name, "--name", "mine")
+    assert shown.returncode == 0, shown.stderr
+    block = yaml.safe_load(shown.stdout)["sources"]["mine"]
+    options = connector_class(type_name).options
+    required = {key for key, option in options.items() if option.required}
+    # Required keys are written out, optional ones commented with their default.
+    assert set(block) == {"type"} | required and block["type"] == type_name
+    assert documented_keys(shown.stdout) == {"sources", "mine", "type", *options}
+    for key, option in options.items():
+        if option.secret:
+            assert f"${{MINE_{key.upper()}}}" in shown.stdout
+
+
+def test_example_of_an_unknown_type_names_the_known_ones() -> None:
+    shown = run_cli("example", "nope")
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr
+    assert shown.stderr.count("\n") == 1 and "guardduty" in shown.stderr
