@@ -306,6 +306,25 @@ def demo_fake(count: int, regions: Sequence[str] = (REGION,),
     return fake
 
 
+def demo_replay() -> tuple[SecurityHubFake, Callable[[str], dict[str, str]], dict[str, Any]]:
+    """An unstarted fake with findings of the last 12 hours, the env for the CLI, the block.
+
+    Half the findings are GuardDuty's, which the demo also pulls directly: the block leaves
+    them out in Security Hub's filter (exclude_products).
+    """
+    fake = demo_fake(120)
+
+    def env_for(url: str) -> dict[str, str]:
+        # Any AWS fake answers STS alike, whichever replay's URL the env ends up holding.
+        return {"DEMO_SECURITYHUB_URL": url, "AWS_ENDPOINT_URL_STS": url,
+                "AWS_ACCESS_KEY_ID": "AKIDALERTPULLDEMO",
+                "AWS_SECRET_ACCESS_KEY": "demo-secret-not-real", "AWS_DEFAULT_REGION": REGION}
+
+    source = {"type": "securityhub", "regions": [REGION], "exclude_products": ["GuardDuty"],
+              "endpoint_url": "${DEMO_SECURITYHUB_URL}"}
+    return fake, env_for, source
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a fake Security Hub (and STS, EC2).")
     parser.add_argument("--findings", type=int, default=200, help="findings to generate")
