@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -553,6 +554,45 @@ def test_guardduty_pulled_both_ways_is_logged_once_only_with_exclude_products(
     if not exclude:  # pulled both ways, kept under two dedup_keys (the source is in them)
         expected[("hub", "GuardDuty")] = 5
     assert products == expected
+
+
+@pytest.mark.parametrize("point", ["after_page:1", "after_pending", "after_publish"])
+def test_cspm_sigkill_then_a_rerun_holds_every_version_once(hub: HubWorld, point: str) -> None:
+    hub.configure(api="cspm")
+    hub.fake.page_limit = 20
+    findings = recent(60, make_asff_findings)
+    hub.fake.asff[REGION].extend(findings)
+
+    crashed = hub.fetch(ALERTPULL_FAILPOINT=point)
+    touch_asff(findings[3], later(5), workflow="RESOLVED")  # news before the rerun
+    rerun = hub.fetch()
+
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    versions = Counter((r["native_id"], r["raw_sha256"]) for r in hub.records())
+    # Killed before publishing, the first run left nothing: the rerun reads the update only.
+    published_before = point != "after_page:1"
+    assert len(versions) == 60 + published_before and set(versions.values()) == {1}
+
+
+def test_no_secret_of_an_assumed_role_reaches_output_logs_or_state(hub: HubWorld) -> None:
+    hub.fake.trusted_external_id = "ext-5e2b77c1"
+    hub.fake.ocsf[REGION].extend(recent(10, make_ocsf_findings))
+    hub.configure(role_arn="arn:aws:iam::210987654321:role/AlertpullReader",
+                  external_id="${HUB_EXTERNAL_ID}")
+    secret_env = {"HUB_EXTERNAL_ID": "ext-5e2b77c1"}
+
+    runs = [hub.cli("-v", "check", **secret_env), hub.cli("-v", "fetch", "--all", **secret_env),
+            hub.cli("-v", "--log-format", "json", "fetch", "--all", **secret_env),
+            hub.cli("status", "--json", **secret_env)]
+
+    assert [r.returncode for r in runs] == [0, 0, 0, 0], [r.stderr for r in runs]
+    assert {r["tenant"] for r in hub.records()} == {ACCOUNT}
+    issued = [value for grant in hub.fake.issued.values()
+              for value in (grant.secret_key, grant.session_token)]
+    secrets = ["ext-5e2b77c1", hub.env["AWS_SECRET_ACCESS_KEY"], *issued]
+    seen = [r.stdout + r.stderr for r in runs] + [hub.written_text()]
+    assert issued and not [s for s in secrets if any(s in text for text in seen)]
 
 
 def test_bad_api_value_is_a_config_error(hub: HubWorld) -> None:
