@@ -23,7 +23,7 @@ other types never import them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -93,41 +93,46 @@ class SecurityHubConnector(Connector):
                 for region in self._regions()]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
-        from botocore.exceptions import ClientError
-
         region = scope.params["region"]
         with self._aws.errors(region):
             client = self._aws.client("securityhub", region)
             if self._v2:
-                call, request = client.get_findings_v2, self._v2_request(window)
+                yield from self._pages(client.get_findings_v2, self._v2_request(window),
+                                       region, pace=lambda: None)
             else:
-                call, request = client.get_findings, self._cspm_request(window)
                 budget = RateBudget.shared(f"securityhub-cspm:{scope.key}",
                                            CSPM_CALLS_PER_SECOND, 1.0)
-            seen: set[str] = set()
-            token = None
-            while True:
-                if not self._v2:
-                    budget.acquire()
-                try:
-                    reply = call(**request, **({"NextToken": token} if token else {}))
-                except ClientError as err:
-                    if token is None and error_code(err) in NOT_ENABLED:
-                        self.log.warning("Security Hub is not enabled in %s for this account; "
-                                         "nothing to pull there", region)
-                        return
-                    raise
-                yield reply[WIRE_ITEMS]
-                token = reply.get("NextToken")
-                if not token:
+                yield from self._pages(client.get_findings, self._cspm_request(window),
+                                       region, pace=budget.acquire)
+
+    def _pages(self, call: Callable[..., Any], request: dict[str, Any], region: str,
+               pace: Callable[[], None]) -> Iterator[list[Any]]:
+        """The pages of one pinned query, by NextToken, with the loop guard."""
+        from botocore.exceptions import ClientError
+
+        seen: set[str] = set()
+        token = None
+        while True:
+            pace()
+            try:
+                reply = call(**request, **({"NextToken": token} if token else {}))
+            except ClientError as err:
+                if token is None and error_code(err) in NOT_ENABLED:
+                    self.log.warning("Security Hub is not enabled in %s for this account; "
+                                     "nothing to pull there", region)
                     return
-                if token in seen:
-                    # A token seen before in this window would read its pages again, forever
-                    # (elastic/integrations#18830); the pages read so far are yielded.
-                    raise WindowIncomplete(
-                        f"Security Hub repeated a page token in {region}; stopped at the "
-                        "findings read so far")
-                seen.add(token)
+                raise
+            yield reply[WIRE_ITEMS]
+            token = reply.get("NextToken")
+            if not token:
+                return
+            if token in seen:
+                # A token seen before in this window would read its pages again, forever;
+                # the pages read so far are yielded, each finding once.
+                raise WindowIncomplete(
+                    f"Security Hub repeated a page token in {region}; stopped at the "
+                    "findings read so far")
+            seen.add(token)
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         if not isinstance(raw, dict):
