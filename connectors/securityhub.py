@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
-from alertpull.errors import MalformedAlert, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, dig, text
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time_or_none
@@ -84,6 +84,7 @@ class SecurityHubConnector(Connector):
         super().__init__(source_name, settings, log)
         self._aws = AwsClients(settings, SECURITYHUB, _describe)
         self._v2 = settings["api"] == "v2"
+        _check_organization_units(source_name, settings["organization_units"] or [], self._v2)
 
     # -- the connector contract ----------------------------------------------------------
 
@@ -225,6 +226,18 @@ class SecurityHubConnector(Connector):
                                       for name in excluded]
         return {"Filters": filters, "SortCriteria": [{"Field": "UpdatedAt", "SortOrder": "asc"}],
                 "MaxResults": MAX_PAGE}
+
+
+def _check_organization_units(source_name: str, units: list[str], v2: bool) -> None:
+    where = f"sources.{source_name}.organization_units"
+    if units and not v2:
+        raise ConfigError(f"{where}: only api v2 scopes a pull to an organization; with api "
+                          "cspm an administrator account pulls all it sees. Remove it or set "
+                          "api: v2")
+    bad = [unit for unit in units if not unit.startswith(("o-", "ou-"))]
+    if bad:
+        raise ConfigError(f"{where}: {bad[0]!r} is neither an organization id (o-...) nor an "
+                          "organizational unit id (ou-...)")
 
 
 def _bounds(window: Window) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import pytest
 
 from alertpull.connector import Memory, Scope, Secret, Window
 from alertpull.connectors.securityhub import SecurityHubConnector
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import build_record, raw_sha256
 from alertpull.timeutil import format_time, parse_time, to_epoch_ms
 from tests.aws_env import aws_client_env
@@ -595,13 +595,26 @@ def test_no_secret_of_an_assumed_role_reaches_output_logs_or_state(hub: HubWorld
     assert issued and not [s for s in secrets if any(s in text for text in seen)]
 
 
-def test_bad_api_value_is_a_config_error(hub: HubWorld) -> None:
+def test_a_bad_api_is_one_config_error_line(hub: HubWorld) -> None:
     hub.configure(api="v3")
 
     result = hub.fetch()
 
-    assert result.returncode == 2
-    assert "api" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "sources.hub.api" in result.stderr and "Traceback" not in result.stderr
+    assert hub.fake.requests == []
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"api": "cspm", "organization_units": ["ou-ab12-cd345678"]}, "only api v2 scopes"),
+    ({"organization_units": ["123456789012"]}, "'123456789012' is neither an organization id"),
+])
+def test_organization_units_that_cannot_work_are_config_errors(settings: dict[str, Any],
+                                                               message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^sources\.hub-test\.organization_units: ") as caught:
+        connector(**settings)
+
+    assert message in str(caught.value)
 
 
 # -- the fake is as strict as AWS where a client could slip ---------------------------------
