@@ -152,6 +152,13 @@ class Connector(ABC):
     def check(self) -> str:
         """One cheap authenticated call; return a short description of what answered."""
 
+    def ocsf_finding(self, raw: Any) -> Mapping[str, Any] | None:
+        """The vendor's own OCSF finding for a raw alert, where the vendor serves OCSF:
+        `--format ocsf` then passes it through (alertpull.ocsf) instead of mapping the
+        record. None (every connector whose vendor has its own format): the record is
+        mapped."""
+        return None
+
     def describe(self, raw: Any) -> str:
         """A short, secret-free handle for a raw alert in warnings (e.g. its id)."""
         if isinstance(raw, dict):

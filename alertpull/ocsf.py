@@ -58,6 +58,10 @@ OS_TYPE_IDS = (("windows", 100), ("android", 201), ("ipados", 302), ("ios", 301)
 # Record fields no OCSF attribute of this class holds; kept verbatim under `unmapped`.
 UNMAPPED_FIELDS = ("source_type", "dedup_key", "severity_raw", "assignee", "resolved_at")
 
+# What a passed-through vendor finding carries of the record, under unmapped.alertpull.
+PROVENANCE_FIELDS = ("id", "dedup_key", "source", "source_type", "native_id", "pulled_at",
+                     "raw_sha256")
+
 _TECHNIQUE = re.compile(r"^T\d{4}$")
 _SUB_TECHNIQUE = re.compile(r"^(T\d{4})\.\d{3}$")
 _TACTIC = re.compile(r"^TA\d{4}$")
@@ -65,14 +69,18 @@ SHA256_ALGORITHM_ID = 3
 
 
 def to_ocsf(record: Mapping[str, Any], *, seen_before: bool, vendor: Vendor | None = None,
-            raw_data: bool = True) -> dict[str, Any]:
+            raw_data: bool = True, native: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Detection Finding event for one record version.
 
     `seen_before`: an earlier version of this alert was written (see the module doc).
     `vendor`: the connector's Vendor (product vendor, cloud provider), if known.
     `raw_data`: carry the vendor object as `raw_data` (its canonical JSON, which is what
     `raw_sha256` hashes, so `raw_data_hash` matches it exactly).
+    `native`: the vendor's own OCSF finding (Connector.ocsf_finding), passed through
+    instead of a mapping of the record (see passed_through).
     """
+    if native is not None:
+        return passed_through(record, native)
     activity = activity_id(record, seen_before)
     status = STATUS_IDS[record["status"]]
     cloud = _cloud(record, vendor)
@@ -111,6 +119,22 @@ def to_ocsf(record: Mapping[str, Any], *, seen_before: bool, vendor: Vendor | No
     else:
         event["unmapped"]["raw_sha256"] = record["raw_sha256"]
     return _compact(event)
+
+
+def passed_through(record: Mapping[str, Any], native: Mapping[str, Any]) -> dict[str, Any]:
+    """A vendor's own OCSF finding, as it sent it, with alertpull's provenance added.
+
+    Whatever the vendor filled stays as it is (its class, version, uids and times); the
+    metadata gains the tenant and the time alertpull logged it where the vendor left them
+    out, and `unmapped.alertpull` carries the record's identity (`id`, the key to upsert
+    on, and `dedup_key`), its source and the hash of the vendor object.
+    """
+    metadata = {**(native.get("metadata") or {})}
+    metadata.setdefault("tenant_uid", record["tenant"])
+    metadata.setdefault("logged_time", to_epoch_ms(parse_time(record["pulled_at"])))
+    unmapped = {**(native.get("unmapped") or {})}
+    unmapped["alertpull"] = {name: record[name] for name in PROVENANCE_FIELDS}
+    return {**native, "metadata": metadata, "unmapped": unmapped}
 
 
 def activity_id(record: Mapping[str, Any], seen_before: bool) -> int:

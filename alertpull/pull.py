@@ -130,5 +130,6 @@ class ScopePull:
             # Create vs Update: what this run and the cursor's overlap memory know of
             # earlier versions is all there is (see alertpull.ocsf).
             return json_line(to_ocsf(record, seen_before=seen_before,
-                                     vendor=self.connector.vendor))
+                                     vendor=self.connector.vendor,
+                                     native=self.connector.ocsf_finding(record["raw"])))
         return json_line(record)

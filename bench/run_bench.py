@@ -88,6 +88,27 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
             body["nextToken"] = page["nextToken"]
 '''
 
+FLOOR_SECURITYHUB = r'''
+import os, requests
+session = requests.Session()
+session.headers["Authorization"] = (
+    "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/securityhub/aws4_request")
+date = {"FieldName": "finding_info.modified_time_dt",
+        "Filter": {"Start": os.environ["BENCH_SINCE"], "End": "2999-01-01T00:00:00.000Z"}}
+body = {"Filters": {"CompositeFilters": [{"DateFilters": [date], "Operator": "AND"}],
+                    "CompositeOperator": "AND"},
+        "SortCriteria": [{"Field": "finding_info.modified_time_dt", "SortOrder": "asc"}],
+        "MaxResults": 100}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.post(os.environ["BENCH_URL"] + "/findingsv2", json=body)
+        emit(sink, response.content)
+        token = response.json().get("NextToken")
+        if not token:
+            break
+        body["NextToken"] = token
+'''
+
 FLOOR_SCC = r'''
 import os, requests
 session = requests.Session()
@@ -211,6 +232,17 @@ def make_guardduty(n: int, workdir: Path) -> Replay:
         "type": "guardduty", "regions": ["us-east-1"]}
 
 
+def make_securityhub(n: int, workdir: Path) -> Replay:
+    # A list, not a Generated dataset: the fake filters and sorts a query's matches once,
+    # when its paging session starts, then serves each page by offset.
+    from tests.fakes.securityhub import SecurityHubFake
+    from tests.fakes.securityhub_data import REGION, make_ocsf_findings
+
+    fake = SecurityHubFake()
+    fake.enable_hub(REGION, make_ocsf_findings(n, base_time=_start_time(), step=_step(n)))
+    return fake, aws_env, {"type": "securityhub", "regions": [REGION]}
+
+
 def make_scc(n: int, workdir: Path) -> Replay:
     from tests.fakes.scc import SccFake
     from tests.fakes.scc_data import ORG, generated_results
@@ -323,6 +355,9 @@ def google_token(env: dict[str, str], scope: str, subject: str | None = None) ->
 
 SOURCES: dict[str, Source] = {
     "guardduty": Source("GuardDuty findings", make_guardduty, FLOOR_GUARDDUTY, "findings"),
+    # api v2: the CSPM API's fixed 3 calls/s (no option raises it) would be all it measured.
+    "securityhub": Source("Security Hub GetFindingsV2 findings", make_securityhub,
+                          FLOOR_SECURITYHUB, "Findings"),
     "scc": Source("SCC v2 findings", make_scc, FLOOR_SCC, "listFindingsResults",
                   "reads_per_minute",
                   lambda env: google_token(env, "https://www.googleapis.com/auth/cloud-platform")),
@@ -399,6 +434,7 @@ def aws_env(url: str) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": "AKIDBENCH", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": url,
             "AWS_ENDPOINT_URL_EC2": url, "AWS_ENDPOINT_URL_GUARDDUTY": url,
+            "AWS_ENDPOINT_URL_SECURITYHUB": url,
             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 

@@ -12,6 +12,7 @@ from alertpull.connector import Connector
 
 REGISTRY: dict[str, str] = {
     "guardduty": "alertpull.connectors.guardduty:GuardDutyConnector",
+    "securityhub": "alertpull.connectors.securityhub:SecurityHubConnector",
     "scc": "alertpull.connectors.scc:SccConnector",
     "entra_id": "alertpull.connectors.entra_id:EntraIdConnector",
     "workspace_alertcenter": "alertpull.connectors.workspace_alertcenter:AlertCenterConnector",

@@ -14,49 +14,26 @@ other types never import them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import urlsplit
 
-from alertpull.connector import (
-    Connector,
-    Memory,
-    Option,
-    Scope,
-    Vendor,
-    Window,
-    max_retries_option,
-)
-from alertpull.errors import (
-    MalformedAlert,
-    SourceError,
-    WindowIncomplete,
-    one_line,
-    retries_phrase,
-)
-from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
+from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
+from alertpull.connectors import aws
+from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
+from alertpull.errors import MalformedAlert, WindowIncomplete
+from alertpull.record import Normalized, compact, dig, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
 # checks only the minimum, so a larger value would reach the server and fail there.
 MAX_PAGE = 50
 SORT_ASCENDING = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
-MAX_RETRIES = 8  # max_retries' default: botocore backs off at random for up to ~1 min
-CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
-FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
-# Key under which our after-call hook attaches the wire findings to GetFindings' reply.
-WIRE_FINDINGS = "alertpull:wire-findings"
 REQUIRED_FIELDS = ("id", "arn", "accountId", "updatedAt", "severity", "type")
-# Calls to other services than GuardDuty, by operation: (IAM action prefix, label).
-OTHER_SERVICES = {
-    "GetCallerIdentity": ("sts", "STS"),
-    "AssumeRole": ("sts", "STS"),
-    "DescribeRegions": ("ec2", "EC2"),
-}
+# GetFindings' findings are handed over as sent (camelCase, unknown fields kept).
+GUARDDUTY = AwsService("guardduty", "GuardDuty", "AmazonGuardDutyReadOnlyAccess",
+                       wire_results={"GetFindings": "findings"})
 
 
 class GuardDutyConnector(Connector):
@@ -66,41 +43,23 @@ class GuardDutyConnector(Connector):
     default_overlap = timedelta(hours=1)
     ordered = True
     options: ClassVar[Mapping[str, Option]] = {
-        "regions": Option(
-            "list", help="regions to pull (default: every region enabled for the account)"
-        ),
-        "role_arn": Option(help="IAM role to assume first, e.g. in the GuardDuty admin account"),
-        "external_id": Option(secret=True, help="ExternalId required by the role's trust policy"),
-        "role_session_name": Option(
-            default="alertpull", help="session name of the assumed role, shown in CloudTrail"
-        ),
-        "profile": Option(help="named AWS profile (default: the standard credential chain)"),
-        "endpoint_url": Option(
-            help="GuardDuty endpoint override (AWS_ENDPOINT_URL_GUARDDUTY works too)"
+        **aws.aws_options(
+            GUARDDUTY, "regions to pull (default: every region enabled for the account)"
         ),
         "include_archived": Option(
             "bool", default=True, help="also pull archived findings, with status 'archived'"
         ),
-        "timeout_seconds": Option(
-            "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
-        ),
-        "max_retries": max_retries_option(MAX_RETRIES),
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger) -> None:
         super().__init__(source_name, settings, log)
-        # A boto3 Session is not thread-safe but its clients are: the session and one
-        # client per (service, region) are made under this lock, then shared by the
-        # worker threads that run fetch() for different scopes.
-        self._lock = threading.Lock()
-        self._session: Any = None
-        self._home_region = ""
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._aws = AwsClients(settings, GUARDDUTY,
+                               lambda err, region: describe_error(err, region, None))
 
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        account = self._account()
+        account = self._aws.account()
         return [scope for region in self._regions() for scope in self._scopes_in(account, region)]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -108,7 +67,7 @@ class GuardDutyConnector(Connector):
 
         region, detector_id = scope.params["region"], scope.params["detector_id"]
         with _aws_errors(region, detector_id):
-            client = self._client("guardduty", region)
+            client = self._aws.client("guardduty", region)
             pages = client.get_paginator("list_findings").paginate(
                 DetectorId=detector_id,
                 FindingCriteria=self._criteria(window),
@@ -150,8 +109,8 @@ class GuardDutyConnector(Connector):
         )
 
     def check(self) -> str:
-        account = self._account()
-        region = self._home()
+        account = self._aws.account()
+        region = self._aws.home()
         detectors = self._detectors(region)
         if detectors is None:
             found = f"{region} is not enabled for the account"
@@ -165,20 +124,8 @@ class GuardDutyConnector(Connector):
 
     # -- scopes --------------------------------------------------------------------------
 
-    def _account(self) -> str:
-        region = self._home()
-        with _aws_errors(region):
-            return str(self._client("sts", region).get_caller_identity()["Account"])
-
     def _regions(self) -> list[str]:
-        if self.settings["regions"]:
-            return list(self.settings["regions"])
-        region = self._home()
-        with _aws_errors(region):
-            # Unlike Session.get_available_regions(), this lists only the regions enabled
-            # for the account: opt-in regions that are not enabled would fail every call.
-            reply = self._client("ec2", region).describe_regions()
-        return sorted(item["RegionName"] for item in reply["Regions"])
+        return list(self.settings["regions"] or self._aws.enabled_regions())
 
     def _scopes_in(self, account: str, region: str) -> list[Scope]:
         detectors = self._detectors(region)
@@ -200,12 +147,12 @@ class GuardDutyConnector(Connector):
 
         with _aws_errors(region):
             try:
-                paginator = self._client("guardduty", region).get_paginator("list_detectors")
+                paginator = self._aws.client("guardduty", region).get_paginator("list_detectors")
                 pages = paginator.paginate(PaginationConfig={"PageSize": MAX_PAGE})
                 return [detector for page in pages for detector in page["DetectorIds"]]
             except ClientError as err:
                 # What a disabled opt-in region answers (boto/boto3#2065).
-                if _error_code(err) == "UnrecognizedClientException":
+                if error_code(err) == "UnrecognizedClientException":
                     return None
                 raise
 
@@ -231,277 +178,33 @@ class GuardDutyConnector(Connector):
         reply = client.get_findings(
             DetectorId=detector_id, FindingIds=ids, SortCriteria=SORT_ASCENDING
         )
-        return _ascending_in_window(reply[WIRE_FINDINGS], window)
+        return _ascending_in_window(reply[WIRE_ITEMS], window)
 
-    # -- boto3 session and clients -------------------------------------------------------
-
-    def _home(self) -> str:
-        """The region for account-wide calls (STS, DescribeRegions)."""
-        self._ensure_session()
-        return self._home_region
-
-    def _ensure_session(self) -> None:
-        with self._lock, _aws_errors():
-            if self._session is None:
-                self._session, self._home_region = _open_session(self.settings)
-
-    def _client(self, service: str, region: str) -> Any:
-        self._ensure_session()
-        with self._lock:
-            client = self._clients.get((service, region))
-            if client is None:
-                client = self._clients[(service, region)] = self._new_client(service, region)
-            return client
-
-    def _new_client(self, service: str, region: str) -> Any:
-        client = self._session.client(
-            service,
-            region_name=region,
-            # None lets botocore apply AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL itself.
-            endpoint_url=self.settings["endpoint_url"] if service == "guardduty" else None,
-            config=_botocore_config(self.settings),
-        )
-        if service == "guardduty":
-            _read_whole_json_answers(client)
-        return client
-
-
-# -- boto3 plumbing ------------------------------------------------------------------------
-
-
-def _botocore_config(settings: Mapping[str, Any]) -> Any:
-    from botocore.config import Config
-
-    # botocore's standard retry mode backs off on 429, Throttling*, 5xx, dropped connections
-    # and timeouts by itself. Its Config key max_attempts counts the retries after the first
-    # attempt (total_max_attempts would count that one too).
-    timeout_seconds = settings["timeout_seconds"]
-    return Config(
-        connect_timeout=min(CONNECT_TIMEOUT, timeout_seconds),
-        read_timeout=timeout_seconds,
-        retries={"mode": "standard", "max_attempts": settings["max_retries"]},
-    )
-
-
-def _open_session(settings: Mapping[str, Any]) -> tuple[Any, str]:
-    """A boto3 Session for the profile (and role, if any), and the home region."""
-    import boto3
-    import botocore.session
-
-    base = botocore.session.Session(profile=settings["profile"])
-    regions = settings["regions"] or []
-    home = regions[0] if regions else base.get_config_variable("region") or FALLBACK_REGION
-    if settings["role_arn"]:
-        base = _assume_role_session(base, settings, home)
-    return boto3.session.Session(botocore_session=base), home
-
-
-def _assume_role_session(source: Any, settings: Mapping[str, Any], region: str) -> Any:
-    """A botocore session whose credentials come from sts:AssumeRole and refresh themselves.
-
-    A long pull can outlive the one-hour role session: botocore's fetcher assumes the
-    role again shortly before the credentials expire.
-    """
-    import botocore.session
-    from botocore.credentials import (
-        AssumeRoleCredentialFetcher,
-        CredentialProvider,
-        CredentialResolver,
-        DeferredRefreshableCredentials,
-    )
-    from botocore.exceptions import NoCredentialsError
-
-    source_credentials = source.get_credentials()
-    if source_credentials is None:
-        raise NoCredentialsError()
-    extra_args = {"RoleSessionName": settings["role_session_name"]}
-    if settings["external_id"] is not None:
-        extra_args["ExternalId"] = settings["external_id"].reveal()
-    fetcher = AssumeRoleCredentialFetcher(
-        client_creator=functools.partial(
-            source.create_client, region_name=region,
-            config=_botocore_config(settings),
-        ),
-        source_credentials=source_credentials,
-        role_arn=settings["role_arn"],
-        extra_args=extra_args,
-    )
-    credentials = DeferredRefreshableCredentials(
-        refresh_using=fetcher.fetch_credentials, method="assume-role"
-    )
-
-    class AssumedRole(CredentialProvider):
-        METHOD = "alertpull-assume-role"
-
-        def load(self) -> Any:
-            return credentials
-
-    assumed = botocore.session.Session(profile=settings["profile"])
-    assumed.register_component("credential_provider", CredentialResolver([AssumedRole()]))
-    return assumed
-
-
-def _read_whole_json_answers(client: Any) -> None:
-    """Check every GuardDuty answer inside botocore's retries, and hand GetFindings' findings
-    to the caller as sent.
-
-    botocore reads bodies without enforcing Content-Length (it passes
-    enforce_content_length=False to urllib3) and parses a 200 whose body is not JSON as an
-    empty reply, so a body cut mid-way or mangled on its way would read as an empty page
-    and the rest of the window be silently skipped. An error raised after the send (in a
-    before-parse hook) escapes botocore's retries, so the body is checked in the send: a
-    short one fails the attempt as urllib3 fails a connection closed mid-response, one that
-    is not JSON as UnreadableBody, and botocore retries both.
-
-    The before-parse hook then takes the page parsed in the send (the same thread's
-    previous step of the same call) and hands GetFindings' findings over exactly as sent
-    (camelCase, unknown fields kept), letting botocore parse an empty reply instead: its
-    model-driven parse of findings we never use was ~40% of a pull's CPU.
-    """
-    from botocore.exceptions import ConnectionClosedError
-
-    session = client._endpoint.http_session  # botocore has no public hook inside its retries
-    send = session.send
-    parsed = threading.local()  # the body of the 200 this thread's send_whole just read
-
-    def send_whole(request: Any) -> Any:
-        response = send(request)
-        if request.stream_output:
-            return response
-        expected = response.headers.get("content-length")
-        if expected is not None and len(response.content) != int(expected):
-            raise ConnectionClosedError(endpoint_url=request.url)
-        if response.status_code == 200:
-            try:
-                parsed.body = parse_json(response.content)
-            except ValueError:
-                raise _unreadable_body()(endpoint_url=request.url) from None
-        return response
-
-    def take_wire_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
-                       operation_model: Any, **_: Any) -> None:
-        if response_dict["status_code"] != 200:
-            return
-        body = parsed.__dict__.pop("body")
-        if operation_model.name != "GetFindings":
-            return
-        findings = body.get("findings") if isinstance(body, dict) else None
-        if not isinstance(findings, list):
-            raise SourceError("GuardDuty answered GetFindings without a findings list")
-        customized_response_dict[WIRE_FINDINGS] = findings
-        response_dict["body"] = _NO_FINDINGS
-        response_dict["headers"]["content-length"] = str(len(_NO_FINDINGS))
-
-    session.send = send_whole
-    client.meta.events.register("before-parse.guardduty", take_wire_body)
-
-
-_NO_FINDINGS = b'{"findings":[]}'
-
-
-@functools.cache
-def _unreadable_body() -> Any:
-    """A 200 whose body is not JSON, as a botocore HTTPClientError: retried like a dropped
-    connection. Built on first use, as botocore is imported only when GuardDuty is pulled."""
-    from botocore.exceptions import HTTPClientError
-
-    class UnreadableBody(HTTPClientError):
-        fmt = "a body that is not JSON from {endpoint_url}"
-
-    return UnreadableBody
-
-
-def _error_code(err: Any) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
+# -- errors --------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def _aws_errors(region: str | None = None, detector_id: str | None = None) -> Iterator[None]:
     """Turn botocore errors escaping the block into a one-line, secret-free SourceError."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with aws_errors(lambda err: describe_error(err, region, detector_id)):
         yield
-    except (BotoCoreError, ClientError) as err:
-        raise SourceError(describe_error(err, region, detector_id)) from None
 
 
 def describe_error(err: Exception, region: str | None, detector_id: str | None) -> str:
     """One line for a botocore error: what failed, where, and what to fix."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionClosedError,
-        ConnectionError,
-        CredentialRetrievalError,
-        HTTPClientError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
+    from botocore.exceptions import ClientError
 
-    where = f" in {region}" if region else ""
-    if isinstance(err, ProfileNotFound):
-        return (
-            f"AWS profile {err.kwargs.get('profile')!r} is not in ~/.aws/config or "
-            "~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
-        )
-    if isinstance(err, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-        detail = "" if isinstance(err, NoCredentialsError) else f" ({one_line(str(err))})"
-        return (
-            f"no AWS credentials found{detail}: configure the standard chain (env vars, "
-            "~/.aws, instance role) or set role_arn"
-        )
-    if isinstance(err, _unreadable_body()):
-        call = urlsplit(err.kwargs["endpoint_url"]).path
-        return (
-            f"GuardDuty answered POST {call}{where} with a body that is not JSON, still after "
-            "retries; the next run reads the window again"
-        )
-    if isinstance(err, ConnectionClosedError):  # mid-response, e.g. a body cut short
-        return (
-            f"AWS closed the connection mid-response{where}, still after retries; the next "
-            "run reads the window again"
-        )
-    if isinstance(err, (ConnectionError, HTTPClientError)):  # refused, timeouts, TLS, proxy
-        endpoint = getattr(err, "kwargs", {}).get("endpoint_url") or f"the AWS endpoint{where}"
-        return (
-            f"cannot reach {endpoint} after retries ({type(err).__name__}); check endpoint_url "
-            "/ AWS_ENDPOINT_URL_*, the network and HTTPS_PROXY"
-        )
-    if not isinstance(err, ClientError):
-        return f"AWS call{where} failed: {one_line(str(err))}"
-    return _describe_client_error(err, where, detector_id)
-
-
-def _describe_client_error(err: Any, where: str, detector_id: str | None) -> str:
-    code = _error_code(err)
-    message = one_line(err.response.get("Error", {}).get("Message", ""))
-    operation = err.operation_name
-    prefix, label = OTHER_SERVICES.get(operation, ("guardduty", "GuardDuty"))
-    if operation == "AssumeRole" and code.startswith("AccessDenied"):
-        return (
-            "cannot assume role_arn: access denied to sts:AssumeRole; check the role's trust "
-            "policy (principal, ExternalId) and external_id"
-        )
-    if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
-        hint = " (or attach AmazonGuardDutyReadOnlyAccess)" if prefix == "guardduty" else ""
-        return f"access denied{where}: allow {prefix}:{operation}{hint} for alertpull"
-    if code == "BadRequestException" and detector_id and "detectorId" in message:
-        problem = "is not owned by the current account" if "not owned" in message else "is invalid"
-        return (
-            f"GuardDuty detector {detector_id}{where} {problem}; detector ids belong to "
-            "one account and region"
-        )
-    said = f"{code}: {message}".rstrip(": ")
-    metadata = err.response.get("ResponseMetadata", {})
-    status = metadata.get("HTTPStatusCode") or 0
-    if status == 429 or status >= 500:  # throttling or an outage that outlasted the retries
-        return (
-            f"{label} {operation}{where} still failed with HTTP {status} after "
-            f"{retries_phrase(metadata.get('RetryAttempts', 0))} ({said}); the next run reads "
-            "the window again"
-        )
-    return f"{label} {operation}{where} failed: {said}".rstrip(": ")
+    if isinstance(err, ClientError) and error_code(err) == "BadRequestException" and detector_id:
+        message = err.response.get("Error", {}).get("Message", "")
+        if "detectorId" in message:
+            where = f" in {region}" if region else ""
+            problem = "is not owned by the current account" if "not owned" in message \
+                else "is invalid"
+            return (
+                f"GuardDuty detector {detector_id}{where} {problem}; detector ids belong to "
+                "one account and region"
+            )
+    return aws.describe_error(err, region, GUARDDUTY)
 
 
 # -- fetch helpers -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from alertpull.timeutil import utcnow  # noqa: E402
-from tests.fakes import alertcenter, graph, intune, kandji, scc  # noqa: E402
+from tests.fakes import alertcenter, graph, intune, kandji, scc, securityhub  # noqa: E402
 from tests.fakes.aws import AwsFake  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
 from tests.fakes.http_fake import FakeServer  # noqa: E402
@@ -58,6 +58,7 @@ def guardduty_replay() -> Replay:
 
 REPLAYS: dict[str, Callable[[], Replay]] = {
     "aws-demo": guardduty_replay,
+    "aws-hub-demo": securityhub.demo_replay,
     "gcp-demo": scc.demo_replay,
     "workspace-demo": alertcenter.demo_replay,
     "entra-demo": graph.demo_replay,

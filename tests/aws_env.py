@@ -47,6 +47,7 @@ def aws_client_env(url: str) -> dict[str, str]:
         AWS_ENDPOINT_URL_STS=url,
         AWS_ENDPOINT_URL_EC2=url,
         AWS_ENDPOINT_URL_GUARDDUTY=url,
+        AWS_ENDPOINT_URL_SECURITYHUB=url,
         AWS_CONFIG_FILE="/dev/null",
         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
         AWS_EC2_METADATA_DISABLED="true",

@@ -36,6 +36,8 @@ from tests.fakes.kandji import AUDIT_PATH as KANDJI_PATH
 from tests.fakes.kandji import KandjiFake
 from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, make_results
+from tests.fakes.securityhub import SecurityHubFake
+from tests.fakes.securityhub_data import make_ocsf_findings
 from tests.fakes.tls import ThrowawayCA
 from tests.graph_env import CLIENT_ID, SECRET
 from tests.graph_env import new_fake as new_graph_fake
@@ -182,6 +184,31 @@ def guardduty(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subje
                                   if status in codes else _html(status)),
             malform=lambda raw: raw.pop("type"),
             bloat=_bloat_at("description"),
+            configured_secrets=[env["AWS_SECRET_ACCESS_KEY"]],
+        )
+
+
+@contextmanager
+def securityhub(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    fake = SecurityHubFake()
+    fake.enable_hub(REGION)
+    fake.page_limit = PAGE
+    with fake:
+        env = aws_client_env(fake.url)
+        codes = {429: "ThrottlingException", 500: "InternalServerException",
+                 503: "ServiceUnavailableException"}
+        yield Subject(
+            type_name="securityhub", source=source, fake=fake, env=env,
+            block={"type": "securityhub", "regions": [REGION],
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
+            items=lambda: fake.ocsf[REGION],
+            make=lambda count, first, at: make_ocsf_findings(count, first=first, base_time=at,
+                                                             step=STEP),
+            page_call=on("POST", "/findingsv2"),
+            error=lambda status: (aws.rest_json_error(status, codes[status], "Rate exceeded")
+                                  if status in codes else _html(status)),
+            malform=lambda raw: raw["cloud"].pop("account"),  # whose finding: unknown
+            bloat=_bloat_at("finding_info", "desc"),
             configured_secrets=[env["AWS_SECRET_ACCESS_KEY"]],
         )
 
@@ -335,6 +362,7 @@ def kandji(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]
 
 ADAPTERS: dict[str, Callable[[str, Path, ThrowawayCA], Any]] = {
     "guardduty": guardduty,
+    "securityhub": securityhub,
     "scc": scc,
     "workspace_alertcenter": workspace_alertcenter,
     "entra_id": entra_id,

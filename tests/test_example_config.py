@@ -33,7 +33,7 @@ def test_engine_keys_are_documented_and_the_file_parses() -> None:
               for key in variant} | set(TIMING_OPTIONS)
     assert engine <= documented_keys(EXAMPLE)
     assert set(yaml.safe_load(EXAMPLE)["sources"]) == {
-        "aws-prod", "gcp-org", "workspace", "entra", "intune", "kandji"}
+        "aws-prod", "aws-hub", "gcp-org", "workspace", "entra", "intune", "kandji"}
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))

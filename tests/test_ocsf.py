@@ -71,6 +71,14 @@ def guardduty_alerts(conn: Connector) -> Alerts:
     yield from ((scope, raw) for raw in findings)
 
 
+def securityhub_alerts(conn: Connector) -> Alerts:
+    from tests.fakes import securityhub_data as data
+
+    scope = Scope(key=f"{data.ACCOUNT}/{data.REGION}",
+                  params={"account": data.ACCOUNT, "region": data.REGION})
+    yield from ((scope, raw) for raw in data.make_asff_findings(10))
+
+
 def scc_alerts(conn: Connector) -> Alerts:
     from tests.fakes import scc_data as data
 
@@ -126,6 +134,9 @@ GRAPH_APP = {"tenant_id": "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "client_id": "
 FIXTURES: dict[str, tuple[dict[str, Any], Callable[[Connector], Alerts]]] = {
     "guardduty": ({"regions": ["us-east-1"]}, guardduty_alerts),
     "scc": ({"parent": "organizations/386193000800"}, scc_alerts),
+    # The CSPM API's ASFF findings are mapped; GetFindingsV2's OCSF ones are passed through
+    # by the engine (tests/test_securityhub.py), and their record mapped here all the same.
+    "securityhub": ({"regions": ["us-east-1"], "api": "cspm"}, securityhub_alerts),
     "workspace_alertcenter": ({"credentials_file": "sa.json", "subject": "admin@example.com"},
                               workspace_alerts),
     "entra_id": (GRAPH_APP, entra_alerts),

@@ -264,9 +264,10 @@ def test_no_secret_reaches_stdout_stderr_output_or_state(
     runs.append(world.cli("-v", "--log-format", "json", "fetch", "--all"))
     runs.append(world.cli("status", "--json"))
     assert [r.returncode for r in runs] == [0, 0, 1, 0], [r.stderr for r in runs]
-    # GuardDuty signs each call (SigV4) and Kandji sends its configured token; the others
-    # present access tokens (or self-signed JWTs) that must not leak either.
-    assert bool(subject.tokens()) == (subject.type_name not in ("guardduty", "kandji"))
+    # GuardDuty and Security Hub sign each call (SigV4) and Kandji sends its configured
+    # token; the others present access tokens (or self-signed JWTs) that must not leak either.
+    assert bool(subject.tokens()) == (
+        subject.type_name not in ("guardduty", "securityhub", "kandji"))
     secrets = [*subject.secrets(), *healthy.secrets()]
     seen = [r.stdout + r.stderr for r in runs] + [
         p.read_text(errors="replace") for p in world.root.rglob("*") if p.is_file()]
