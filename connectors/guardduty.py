@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from alertpull.connector import (
     Connector,
+    Landmarks,
     Memory,
     Option,
     Scope,
@@ -38,7 +39,7 @@ from alertpull.errors import (
     one_line,
     retries_phrase,
 )
-from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
+from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
@@ -50,7 +51,9 @@ CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
 FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
 # Key under which our after-call hook attaches the wire findings to GetFindings' reply.
 WIRE_FINDINGS = "alertpull:wire-findings"
-REQUIRED_FIELDS = ("id", "arn", "accountId", "updatedAt", "severity", "type")
+REQUIRED_FIELDS = ("id", "arn", "accountId", "updatedAt", "severity")
+LANDMARKS = Landmarks(id=("arn", "id"), title=("title", "type"), created=("createdAt",),
+                      updated=("updatedAt",))
 # Calls to other services than GuardDuty, by operation: (IAM action prefix, label).
 OTHER_SERVICES = {
     "GetCallerIdentity": ("sts", "STS"),
@@ -138,7 +141,7 @@ class GuardDutyConnector(Connector):
             native_id=raw["arn"],  # finding ids are unique per detector only
             tenant=str(raw["accountId"]),
             changed_at=updated_at,
-            title=raw.get("title") or raw["type"],
+            title=text(raw.get("title")) or text(raw.get("type")) or "GuardDuty finding",
             severity=severity_band(_severity_number(raw["severity"])),
             severity_raw=str(raw["severity"]),
             status="archived" if archived else "new",
@@ -148,6 +151,9 @@ class GuardDutyConnector(Connector):
             link=console_link(region, raw["id"]),
             extra=_extra(raw, region, service),
         )
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return LANDMARKS
 
     def check(self) -> str:
         account = self._account()
@@ -190,6 +196,7 @@ class GuardDutyConnector(Connector):
             Scope(
                 key=f"{account}/{region}/{detector_id}",
                 params={"account": account, "region": region, "detector_id": detector_id},
+                tenant=account,
             )
             for detector_id in detectors or ()
         ]
@@ -571,13 +578,13 @@ def _severity_number(value: Any) -> float:
 
 
 def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[str, Any]:
-    finding_type = raw["type"]
+    finding_type = text(raw.get("type"))
     resource = raw.get("resource") or {}
     return {
         "description": raw.get("description"),
         "type": finding_type,
         # ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact
-        "category": finding_type.split(":", 1)[0] if ":" in finding_type else None,
+        "category": finding_type.split(":", 1)[0] if finding_type and ":" in finding_type else None,
         "region": region,
         "product": "GuardDuty",
         "count": service.get("count"),
