@@ -134,7 +134,7 @@ class GuardDutyConnector(Connector):
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         updated_at = _validated(raw)
-        region = raw.get("region") or scope.params["region"]
+        region = text(raw.get("region")) or scope.params["region"]
         service = raw.get("service") or {}
         archived = bool(service.get("archived"))
         return Normalized(
@@ -542,6 +542,9 @@ def _validated(raw: Any) -> datetime:
     missing = [name for name in REQUIRED_FIELDS if raw.get(name) in (None, "")]
     if missing:
         raise MalformedAlert(f"GuardDuty finding has no {missing[0]}")
+    not_text = [name for name in ("id", "arn", "accountId") if not isinstance(raw[name], str)]
+    if not_text:
+        raise MalformedAlert(f"GuardDuty finding {not_text[0]} is not text")
     updated_at = parse_time_or_none(raw["updatedAt"])
     if updated_at is None:
         raise MalformedAlert(f"GuardDuty finding updatedAt {raw['updatedAt']!r} is not a time")
@@ -581,13 +584,13 @@ def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[st
     finding_type = text(raw.get("type"))
     resource = raw.get("resource") or {}
     return {
-        "description": raw.get("description"),
+        "description": text(raw.get("description")),
         "type": finding_type,
         # ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact
         "category": finding_type.split(":", 1)[0] if finding_type and ":" in finding_type else None,
         "region": region,
         "product": "GuardDuty",
-        "count": service.get("count"),
+        "count": count if type(count := service.get("count")) is int else None,
         "first_seen_at": parse_time_or_none(service.get("eventFirstSeen")),
         "last_seen_at": parse_time_or_none(service.get("eventLastSeen")),
         "resources": _resources(resource, region),

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertpull.connector import Connector, Scope
 from alertpull.connectors.entra_id import EntraIdConnector
@@ -17,6 +19,7 @@ from alertpull.connectors.guardduty import GuardDutyConnector
 from alertpull.connectors.kandji import KandjiConnector
 from alertpull.connectors.scc import SccConnector
 from alertpull.connectors.workspace_alertcenter import AlertCenterConnector
+from alertpull.degraded import degraded
 from alertpull.ocsf import to_ocsf
 from alertpull.record import build_record, raw_sha256
 from alertpull.timeutil import format_time, utcnow
@@ -70,3 +73,34 @@ def test_every_corpus_object_yields_one_valid_record(kind: str, name: str, raw: 
                           format_time(utcnow()))
     check_records([record])
     check_ocsf([to_ocsf(record, seen_before=False, vendor=conn.vendor)])
+
+
+MUTATIONS = ("delete", "null", "list", "nest", "number")
+
+
+def _mutated(raw: dict[str, Any], key: str, how: str) -> dict[str, Any]:
+    changed = dict(raw)
+    if how == "delete":
+        del changed[key]
+    else:
+        changed[key] = {"null": None, "list": [raw[key]], "nest": {"value": raw[key]},
+                        "number": 7}[how]
+    return changed
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the shared corpus is not at {CORPUS}")
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_mutated_corpus_object_still_yields_exactly_one_valid_record(data: Any) -> None:
+    kind, name, raw = data.draw(st.sampled_from([p.values for p in corpus()]))
+    key = data.draw(st.sampled_from(sorted(raw)))
+    changed = _mutated(raw, key, data.draw(st.sampled_from(MUTATIONS)))
+    conn, scope = _connector(kind, name)
+    sha, now = raw_sha256(changed), utcnow()
+    try:
+        alert = conn.normalize(scope, changed)
+    except Exception as exc:  # what the engine does with it (alertpull.pull)
+        alert = degraded(conn.type_name, scope, conn.landmarks(scope), changed, sha, exc, now)
+    [record] = check_records([build_record("src", conn.type_name, alert, changed, sha,
+                                           format_time(now))])
+    assert record["raw"] == changed
