@@ -242,7 +242,7 @@ def _status_line(row: dict[str, Any]) -> str:
     if counts:
         parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)} "
                      f"({counts.get('duplicates', 0)} duplicate, "
-                     f"{counts.get('malformed', 0)} malformed)")
+                     f"{counts.get('degraded', 0)} degraded)")
     if row["last_failure"]:
         parts.append(f"last failure {row['last_failure']['at']}: {row['last_failure']['error']}")
     return "; ".join(parts)

@@ -87,12 +87,27 @@ class Scope:
     `snapshot` marks a scope whose connector finds the changes itself by diffing its
     Memory (a device-posture snapshot, a re-polled list without ids): the runner then
     takes every alert it yields, whatever its changed-at, instead of only the window's.
+    `tenant` is the tenant every alert of the scope belongs to, where the scope knows it:
+    the tenant of a degraded record (see alertpull.degraded), whose own may be unreadable.
     """
 
     key: str
     params: Mapping[str, Any] = field(default_factory=dict)
     overlap: timedelta | None = None
     snapshot: bool = False
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Where a raw alert keeps its id, title and times: what a degraded record is made of
+    when normalize() fails (see alertpull.degraded). Each is a list of dotted paths into
+    the object ("finding.name"), the first that holds a readable value wins."""
+
+    id: tuple[str, ...] = ("id",)
+    title: tuple[str, ...] = ()
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +161,11 @@ class Connector(ABC):
 
     @abstractmethod
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
-        """Map one raw alert; raise MalformedAlert when it lacks what the mapping needs."""
+        """Map one raw alert; raise MalformedAlert when it lacks what the mapping needs.
+
+        Whatever it raises stays with that alert: the engine writes it as a degraded
+        record instead (see alertpull.degraded), so a mapping need not guard every field.
+        """
 
     @abstractmethod
     def check(self) -> str:
@@ -158,6 +177,10 @@ class Connector(ABC):
         record. None (every connector whose vendor has its own format): the record is
         mapped."""
         return None
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        """Where the raw alerts of this scope keep their id, title and times."""
+        return Landmarks()
 
     def describe(self, raw: Any) -> str:
         """A short, secret-free handle for a raw alert in warnings (e.g. its id)."""

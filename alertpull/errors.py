@@ -35,7 +35,7 @@ class LockHeld(AlertpullError):
 
 
 class MalformedAlert(Exception):
-    """A single vendor object cannot be normalized; the run skips it with a warning."""
+    """A single vendor object cannot be normalized; it is written as a degraded record."""
 
 
 class WindowIncomplete(Exception):

@@ -36,15 +36,16 @@ FETCHED = Metric("alertpull_last_run_alerts_fetched",
                  "Alerts read from the vendor in the source's last run.")
 WRITTEN = Metric("alertpull_last_run_alerts_written",
                  "Alert versions written in the source's last run (new or changed).")
-MALFORMED = Metric("alertpull_last_run_alerts_malformed",
-                   "Alerts skipped as malformed in the source's last run.")
+DEGRADED = Metric("alertpull_last_run_alerts_degraded",
+                  "Alerts written as degraded records (their mapping failed) in the source's "
+                  "last run.")
 ERRORS = Metric("alertpull_last_run_errors",
                 "1 when the source's last run failed (wholly or in some scope), else 0.")
 LOCKED = Metric("alertpull_last_run_locked",
                 "1 when the source was skipped because another run held its lock, else 0.")
 LAG = Metric("alertpull_lag_seconds",
              "Seconds between now and the source's watermark (its most lagging scope).")
-METRICS = (LAST_SUCCESS, DURATION, FETCHED, WRITTEN, MALFORMED, ERRORS, LOCKED, LAG)
+METRICS = (LAST_SUCCESS, DURATION, FETCHED, WRITTEN, DEGRADED, ERRORS, LOCKED, LAG)
 
 Sample = tuple[Mapping[str, str], Mapping[Metric, float]]  # labels, values
 
@@ -56,7 +57,7 @@ def source_values(result: SourceResult, status: Mapping[str, Any] | None) -> dic
         DURATION: result.seconds,
         FETCHED: result.counts.fetched,
         WRITTEN: result.counts.written,
-        MALFORMED: result.counts.malformed,
+        DEGRADED: result.counts.degraded,
         ERRORS: int(result.status == "failed"),
         LOCKED: int(result.status == "locked"),
     }

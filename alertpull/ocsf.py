@@ -56,7 +56,8 @@ DEVICE_KEYS = {"id": "uid", "name": "name", "model": "model", "manufacturer": "v
 OS_TYPE_IDS = (("windows", 100), ("android", 201), ("ipados", 302), ("ios", 301),
                ("macos", 300), ("mac os", 300), ("linux", 200))
 # Record fields no OCSF attribute of this class holds; kept verbatim under `unmapped`.
-UNMAPPED_FIELDS = ("source_type", "dedup_key", "severity_raw", "assignee", "resolved_at")
+UNMAPPED_FIELDS = ("source_type", "dedup_key", "severity_raw", "assignee", "resolved_at",
+                   "normalize_error")
 
 # What a passed-through vendor finding carries of the record, under unmapped.alertpull.
 PROVENANCE_FIELDS = ("id", "dedup_key", "source", "source_type", "native_id", "pulled_at",

@@ -13,13 +13,14 @@ from typing import Any
 
 from alertpull.connector import Connector, Memory, Scope, Window
 from alertpull.cursor import Cursor, Interval, Plan, VersionFilter, WindowPolicy, advance
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.degraded import degraded
+from alertpull.errors import SourceError, WindowIncomplete
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress
 from alertpull.ocsf import to_ocsf
-from alertpull.record import build_record, json_line, raw_sha256
+from alertpull.record import Normalized, build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
-from alertpull.timeutil import format_time, from_epoch_ms, to_epoch_ms, utcnow
+from alertpull.timeutil import format_time, from_epoch_ms, parse_time, to_epoch_ms, utcnow
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Counts:
     fetched: int = 0
     written: int = 0
     duplicates: int = 0
-    malformed: int = 0
+    degraded: int = 0  # written as degraded records: their mapping failed
     out_of_window: int = 0
     pages: int = 0
 
@@ -99,31 +100,49 @@ class ScopePull:
 
     def _one(self, raw: Any, window: Window, pulled_at: str) -> None:
         self.counts.fetched += 1
+        sha: str | None = None
         try:
             alert = self.connector.normalize(self.scope, raw)
-        except MalformedAlert as exc:
-            self.counts.malformed += 1
-            self.log.warning("%s: skipped malformed alert %s: %s", self.scope.key,
-                             self.connector.describe(raw), exc)
-            return
-        if not self.scope.snapshot and not window.start <= alert.changed_at < window.end:
-            # Not this window's to write: later changes are read by the next run, earlier
-            # ones were read before; writing them would repeat them run after run.
-            self.counts.out_of_window += 1
-            return
-        changed_ms = to_epoch_ms(alert.changed_at)
-        if self._window_max_ms is None or changed_ms > self._window_max_ms:
-            self._window_max_ms = changed_ms
-        sha = raw_sha256(raw)
+        except Exception as exc:  # the mapping's fault only: it stays with this alert
+            sha = raw_sha256(raw)
+            alert = self._degraded(raw, exc, sha, pulled_at)
+        else:
+            if not self._in_window(alert, window):
+                return
+        sha = sha or raw_sha256(raw)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, changed_ms, sha):
+        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), sha):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
         if self.writer is not None:
             record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
             self.writer.write(self._line(record, seen_before))
+
+    def _in_window(self, alert: Normalized, window: Window) -> bool:
+        """Whether the alert is this window's to write; it then counts towards the mark
+        reached (see _cut_short)."""
+        if not self.scope.snapshot and not window.start <= alert.changed_at < window.end:
+            # Not this window's to write: later changes are read by the next run, earlier
+            # ones were read before; writing them would repeat them run after run.
+            self.counts.out_of_window += 1
+            return False
+        changed_ms = to_epoch_ms(alert.changed_at)
+        if self._window_max_ms is None or changed_ms > self._window_max_ms:
+            self._window_max_ms = changed_ms
+        return True
+
+    def _degraded(self, raw: Any, error: Exception, sha: str, pulled_at: str) -> Normalized:
+        """The alert as a degraded record. The window filter does not apply (its changed-at
+        may be unreadable: the vendor listed it in this window) nor does it move the mark
+        reached; version dedup does, so a rerun does not write it again."""
+        alert = degraded(self.source_type, self.scope, self.connector.landmarks(self.scope),
+                         raw, sha, error, parse_time(pulled_at))
+        self.counts.degraded += 1
+        self.log.warning("%s: wrote alert %s degraded: %s", self.scope.key,
+                         self.connector.describe(raw), alert.extra["normalize_error"])
+        return alert
 
     def _line(self, record: dict[str, Any], seen_before: bool) -> bytes:
         if self.output_format == "ocsf":

@@ -53,6 +53,7 @@ OPTIONAL_FIELDS = (
     "devices",
     "related",
     "severity_derived",
+    "normalize_error",
 )
 _OPTIONAL = frozenset(OPTIONAL_FIELDS)
 _Object = TypeVar("_Object", bound=Mapping[str, Any])

@@ -223,10 +223,10 @@ def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any], *,
               "seconds": result.seconds, "watermark": result.watermark, "dry_run": dry_run}
     if result.status == "ok":
         # A dry run writes nothing and keeps the cursor: say what a real run would do.
-        log.info("%s: %d fetched, %d %s, %d duplicate, %d malformed, %d pages, "
+        log.info("%s: %d fetched, %d %s, %d duplicate, %d degraded, %d pages, "
                  "%d scope(s), %.1fs, watermark %s", "dry run" if dry_run else "ok",
                  c.fetched, c.written, "to write" if dry_run else "written", c.duplicates,
-                 c.malformed, c.pages, result.scopes, result.seconds,
+                 c.degraded, c.pages, result.scopes, result.seconds,
                  f"{result.watermark} (not saved)" if dry_run else result.watermark,
                  extra=fields)
     else:

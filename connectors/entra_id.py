@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, dig, text, unique_objects, unique_strings
@@ -51,6 +51,7 @@ class Stream:
     permission: str
     ordered: bool  # asked for in ascending changed_field order
     headers: Mapping[str, str]
+    landmarks: Landmarks  # for a degraded record
 
 
 STREAMS: dict[str, Stream] = {
@@ -62,6 +63,8 @@ STREAMS: dict[str, Stream] = {
         permission="SecurityAlert.Read.All",
         ordered=True,
         headers={"Prefer": "include-unknown-enum-members"},
+        landmarks=Landmarks(title=("title", "category"), created=("createdDateTime",),
+                            updated=("lastUpdateDateTime",)),
     ),
     RISK_DETECTIONS: Stream(
         path="/v1.0/identityProtection/riskDetections",
@@ -72,6 +75,8 @@ STREAMS: dict[str, Stream] = {
         # $orderby is not documented for riskDetections: a window cut short is read again.
         ordered=False,
         headers={},
+        landmarks=Landmarks(title=("riskEventType", "riskType"), created=("detectedDateTime",),
+                            updated=("lastUpdatedDateTime",)),
     ),
 }
 
@@ -116,7 +121,7 @@ class EntraIdConnector(Connector):
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
         return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      overlap=STREAMS[name].overlap)
+                      overlap=STREAMS[name].overlap, tenant=tenant)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -140,6 +145,9 @@ class EntraIdConnector(Connector):
         if scope.params["stream"] == ALERTS:
             return normalize_alert(raw, tenant)
         return normalize_risk_detection(raw, tenant)
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return STREAMS[scope.params["stream"]].landmarks
 
     def check(self) -> str:
         read = []
@@ -341,7 +349,8 @@ def risk_event_title(event_type: str) -> str:
 def normalize_risk_detection(raw: dict[str, Any], tenant: str) -> Normalized:
     native_id = _required_text(raw, "id", "risk detection")
     changed = _required_time(raw, "lastUpdatedDateTime", "risk detection")
-    event_type = _required_text(raw, "riskEventType", "risk detection")
+    # Graph's beta and older objects name the kind riskType only.
+    event_type = text(raw.get("riskEventType")) or text(raw.get("riskType"))
     level, state = raw.get("riskLevel"), raw.get("riskState")
     info = additional_info(raw.get("additionalInfo"))
     activity_at = parse_time_or_none(raw.get("activityDateTime"))
@@ -349,7 +358,7 @@ def normalize_risk_detection(raw: dict[str, Any], tenant: str) -> Normalized:
         native_id=native_id,
         tenant=tenant,
         changed_at=changed,
-        title=risk_event_title(event_type),
+        title=risk_event_title(event_type) if event_type else "Risk detection",
         severity=RISK_LEVELS.get(str(level), "unknown"),
         severity_raw=text(level),
         status=RISK_STATES.get(str(state), "unknown"),

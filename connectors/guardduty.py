@@ -19,18 +19,20 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
 from alertpull.errors import MalformedAlert, WindowIncomplete
-from alertpull.record import Normalized, compact, dig, unique_strings
+from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
 # ListFindings maxResults and GetFindings ids are capped at 50 by the service; botocore
 # checks only the minimum, so a larger value would reach the server and fail there.
 MAX_PAGE = 50
 SORT_ASCENDING = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
-REQUIRED_FIELDS = ("id", "arn", "accountId", "updatedAt", "severity", "type")
+REQUIRED_FIELDS = ("id", "arn", "accountId", "updatedAt", "severity")
+LANDMARKS = Landmarks(id=("arn", "id"), title=("title", "type"), created=("createdAt",),
+                      updated=("updatedAt",))
 # GetFindings' findings are handed over as sent (camelCase, unknown fields kept).
 GUARDDUTY = AwsService("guardduty", "GuardDuty", "AmazonGuardDutyReadOnlyAccess",
                        wire_results={"GetFindings": "findings"})
@@ -90,14 +92,14 @@ class GuardDutyConnector(Connector):
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         updated_at = _validated(raw)
-        region = raw.get("region") or scope.params["region"]
+        region = text(raw.get("region")) or scope.params["region"]
         service = raw.get("service") or {}
         archived = bool(service.get("archived"))
         return Normalized(
             native_id=raw["arn"],  # finding ids are unique per detector only
             tenant=str(raw["accountId"]),
             changed_at=updated_at,
-            title=raw.get("title") or raw["type"],
+            title=text(raw.get("title")) or text(raw.get("type")) or "GuardDuty finding",
             severity=severity_band(_severity_number(raw["severity"])),
             severity_raw=str(raw["severity"]),
             status="archived" if archived else "new",
@@ -107,6 +109,9 @@ class GuardDutyConnector(Connector):
             link=console_link(region, raw["id"]),
             extra=_extra(raw, region, service),
         )
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return LANDMARKS
 
     def check(self) -> str:
         account = self._aws.account()
@@ -137,6 +142,7 @@ class GuardDutyConnector(Connector):
             Scope(
                 key=f"{account}/{region}/{detector_id}",
                 params={"account": account, "region": region, "detector_id": detector_id},
+                tenant=account,
             )
             for detector_id in detectors or ()
         ]
@@ -238,6 +244,9 @@ def _validated(raw: Any) -> datetime:
     missing = [name for name in REQUIRED_FIELDS if raw.get(name) in (None, "")]
     if missing:
         raise MalformedAlert(f"GuardDuty finding has no {missing[0]}")
+    not_text = [name for name in ("id", "arn", "accountId") if not isinstance(raw[name], str)]
+    if not_text:
+        raise MalformedAlert(f"GuardDuty finding {not_text[0]} is not text")
     updated_at = parse_time_or_none(raw["updatedAt"])
     if updated_at is None:
         raise MalformedAlert(f"GuardDuty finding updatedAt {raw['updatedAt']!r} is not a time")
@@ -274,16 +283,16 @@ def _severity_number(value: Any) -> float:
 
 
 def _extra(raw: dict[str, Any], region: str, service: dict[str, Any]) -> dict[str, Any]:
-    finding_type = raw["type"]
+    finding_type = text(raw.get("type"))
     resource = raw.get("resource") or {}
     return {
-        "description": raw.get("description"),
+        "description": text(raw.get("description")),
         "type": finding_type,
         # ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact
-        "category": finding_type.split(":", 1)[0] if ":" in finding_type else None,
+        "category": finding_type.split(":", 1)[0] if finding_type and ":" in finding_type else None,
         "region": region,
         "product": "GuardDuty",
-        "count": service.get("count"),
+        "count": count if type(count := service.get("count")) is int else None,
         "first_seen_at": parse_time_or_none(service.get("eventFirstSeen")),
         "last_seen_at": parse_time_or_none(service.get("eventLastSeen")),
         "resources": _resources(resource, region),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, text, unique_objects
@@ -39,6 +39,15 @@ from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
 AUDIT_EVENTS = "audit_events"
 DEVICE_POSTURE = "device_posture"
 STREAM_NAMES = (AUDIT_EVENTS, DEVICE_POSTURE)
+# For a degraded record. A posture change has no id of its own (it is the device's id and
+# a condition, which a degraded one may not have): it is named by its content hash.
+LANDMARKS = {
+    AUDIT_EVENTS: Landmarks(title=("displayName", "activity", "activityType"),
+                            created=("activityDateTime",), updated=("activityDateTime",)),
+    DEVICE_POSTURE: Landmarks(id=(), title=("device.deviceName",),
+                              created=("transition.observedAt",),
+                              updated=("device.lastSyncDateTime", "transition.observedAt")),
+}
 
 AUDIT_PATH = "/v1.0/deviceManagement/auditEvents"
 DEVICES_PATH = "/v1.0/deviceManagement/managedDevices"
@@ -164,7 +173,7 @@ class IntuneConnector(Connector):
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
         return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      snapshot=name == DEVICE_POSTURE)
+                      snapshot=name == DEVICE_POSTURE, tenant=tenant)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -182,6 +191,9 @@ class IntuneConnector(Connector):
         if scope.params["stream"] == DEVICE_POSTURE:
             return normalize_posture_change(raw, tenant)
         return normalize_audit_event(raw, tenant)
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return LANDMARKS[scope.params["stream"]]
 
     def check(self) -> str:
         for name in self.streams:

@@ -36,6 +36,7 @@ import requests
 
 from alertpull.connector import (
     Connector,
+    Landmarks,
     Log,
     Memory,
     Option,
@@ -80,15 +81,23 @@ class Stream:
     path: str
     permission: str  # as the token's Permissions tab (and the API docs) name it
     limit: int  # Kandji's hard cap on records per page
+    landmarks: Landmarks  # for a degraded record
 
 
 STREAMS: dict[str, Stream] = {
     AUDIT_EVENTS: Stream(AUDIT_EVENTS, "/api/v1/audit/events",
-                         "Audit Log > List audit events", 500),
+                         "Audit Log > List audit events", 500,
+                         Landmarks(created=("occurred_at",), updated=("occurred_at",))),
     BEHAVIORAL_DETECTIONS: Stream(BEHAVIORAL_DETECTIONS, "/api/v1/behavioral-detections",
-                                  "Threats > Get Behavioral Detections", 1000),
+                                  "Threats > Get Behavioral Detections", 1000,
+                                  Landmarks(created=("detection_date",),
+                                            updated=("detection_date",))),
     THREAT_DETAILS: Stream(THREAT_DETAILS, "/api/v1/threat-details",
-                           "Threats > Get Threat Details", 1000),
+                           "Threats > Get Threat Details", 1000,
+                           # no id: a degraded one is named by its content hash
+                           Landmarks(id=(), title=("threat_name",), created=("detection_date",),
+                                     updated=("date_of_release", "date_of_quarantine",
+                                              "detection_date"))),
 }
 
 # The severity policy: Kandji rates nothing, so alertpull derives a severity from what each
@@ -111,6 +120,8 @@ SEVERITY_POLICY: dict[tuple[str, str], str] = {
 STATUS_POLICY: dict[tuple[str, str], str] = {
     (BEHAVIORAL_DETECTIONS, "detected"): "new",
     (BEHAVIORAL_DETECTIONS, "blocked"): "resolved",
+    # Reported, not stopped: Kandji's own examples carry it beside `detected`.
+    (BEHAVIORAL_DETECTIONS, "informational"): "new",
     (THREAT_DETAILS, "not_quarantined"): "new",
     (THREAT_DETAILS, "quarantined"): "resolved",
     (THREAT_DETAILS, "released"): "suppressed",
@@ -169,7 +180,7 @@ class KandjiConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         return [Scope(key=f"{self.host}/{name}", params={"host": self.host, "stream": name},
-                      snapshot=name == THREAT_DETAILS)
+                      snapshot=name == THREAT_DETAILS, tenant=self.host)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -193,6 +204,9 @@ class KandjiConnector(Connector):
                   BEHAVIORAL_DETECTIONS: normalize_behavioral_detection,
                   THREAT_DETAILS: normalize_threat_detail}[scope.params["stream"]]
         return mapper(raw, scope.params["host"])
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return STREAMS[scope.params["stream"]].landmarks
 
     def check(self) -> str:
         for name in self.streams:

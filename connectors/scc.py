@@ -35,16 +35,18 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from alertpull import __version__
-from alertpull.connector import Connector, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete, one_line
 from alertpull.http import RateBudget, error_text
-from alertpull.record import Normalized, compact, dig, parse_json, unique_strings
+from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 VIEWER_ROLE = "roles/securitycenter.findingsViewer"
 PAGE_SIZE = 1000  # the API's maximum (its default is 10)
 ORDER_BY = "event_time"
+LANDMARKS = Landmarks(id=("finding.canonicalName", "finding.name"), title=("finding.category",),
+                      created=("finding.createTime",), updated=("finding.eventTime",))
 RESULTS = "listFindingsResults"  # a ListFindingsResponse's items
 DEFAULT_HOST = "securitycenter.googleapis.com"  # the global endpoint
 RETRY_INITIAL, RETRY_MAXIMUM = 1.0, 32.0  # seconds
@@ -153,7 +155,7 @@ class SccConnector(Connector):
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         finding, resource = _parts(raw)
         name = _required(finding, "name")
-        category = _required(finding, "category")
+        category = text(finding.get("category"))  # the title when there is one
         event_time = parse_time_or_none(_required(finding, "eventTime"))
         if event_time is None:
             raise MalformedAlert(f"SCC finding eventTime {finding['eventTime']!r} is not a time")
@@ -165,7 +167,7 @@ class SccConnector(Connector):
             native_id=native_id,
             tenant=crm_ancestor(native_id) or scope.params["parent"],
             changed_at=event_time,
-            title=humanize_category(category),
+            title=humanize_category(category) if category else "Security Command Center finding",
             severity=SEVERITIES.get(severity_raw, "unknown"),
             severity_raw=severity_raw,
             status=status_of(state, mute),
@@ -186,6 +188,9 @@ class SccConnector(Connector):
             f"{scope.params['path']}: {total} finding(s) readable as {self._principal()}; "
             f"pulling {len(scopes)} scope(s)"
         )
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return LANDMARKS
 
     def describe(self, raw: Any) -> str:
         name = dig(raw, "finding", "name")
@@ -278,7 +283,8 @@ def checked_parent(parent: str) -> str:
 def _scope(parent: str, location: str | None) -> Scope:
     path = f"{parent}/sources/-" + (f"/locations/{location}" if location else "")
     key = f"{parent}/locations/{location}" if location else parent
-    return Scope(key=key, params={"parent": parent, "location": location, "path": path})
+    return Scope(key=key, params={"parent": parent, "location": location, "path": path},
+                 tenant=parent)
 
 
 def endpoint_for(location: str | None, override: str | None) -> str | None:
@@ -599,7 +605,7 @@ def console_link(name: str, resource: dict[str, Any]) -> str | None:
     return f"{CONSOLE};name={quote(name, safe='/').replace('/', '%2F')}?{context}"
 
 
-def _extra(finding: dict[str, Any], resource: dict[str, Any], category: str,
+def _extra(finding: dict[str, Any], resource: dict[str, Any], category: str | None,
            event_time: datetime) -> dict[str, Any]:
     return {
         "description": finding.get("description"),

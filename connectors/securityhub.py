@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
 from alertpull.errors import ConfigError, MalformedAlert, WindowIncomplete
@@ -41,6 +41,12 @@ V2_PRODUCT = "metadata.product.name"
 # GetFindings: 3 requests a second per account and region (a burst of 6); the budget keeps
 # a steady pace under it, and botocore's retries ride out what another client spends.
 CSPM_CALLS_PER_SECOND = 3
+# Where a finding keeps its id, title and times, for a degraded record (alertpull.degraded).
+OCSF_LANDMARKS = Landmarks(id=("finding_info.uid",), title=("finding_info.title",),
+                           created=("finding_info.created_time_dt",),
+                           updated=("finding_info.modified_time_dt",))
+ASFF_LANDMARKS = Landmarks(id=("Id",), title=("Title",), created=("CreatedAt",),
+                           updated=("UpdatedAt",))
 SECURITYHUB = AwsService("securityhub", "Security Hub", "AWSSecurityHubReadOnlyAccess",
                          wire_results={"GetFindingsV2": "Findings", "GetFindings": "Findings"})
 # What Security Hub answers where it is not enabled for the account, and what a disabled
@@ -90,8 +96,12 @@ class SecurityHubConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         account = self._aws.account()
-        return [Scope(key=f"{account}/{region}", params={"account": account, "region": region})
+        return [Scope(key=f"{account}/{region}", params={"account": account, "region": region},
+                      tenant=account)
                 for region in self._regions()]
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return OCSF_LANDMARKS if self._v2 else ASFF_LANDMARKS
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         region = scope.params["region"]

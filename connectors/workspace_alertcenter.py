@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 from alertpull.connector import (
     Connector,
+    Landmarks,
     Log,
     Memory,
     Option,
@@ -72,7 +73,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRIES = 4  # max_retries' default: 5 + 10 + 20 + 40 s of waiting (plus jitter)
 SEVERITIES = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
 STATUSES = {"NOT_STARTED": "new", "IN_PROGRESS": "in_progress", "CLOSED": "resolved"}
-REQUIRED_FIELDS = ("alertId", "type", "createTime")
+REQUIRED_FIELDS = ("alertId", "createTime")
+LANDMARKS = Landmarks(id=("alertId",), title=("type",), created=("createTime",),
+                      updated=("updateTime", "createTime"))
 
 
 class AlertCenterConnector(Connector):
@@ -122,7 +125,8 @@ class AlertCenterConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         customer = self.settings["customer_id"] or DEFAULT_CUSTOMER
-        return [Scope(key=customer, params={"customer_id": self.settings["customer_id"]})]
+        return [Scope(key=customer, params={"customer_id": self.settings["customer_id"]},
+                      tenant=customer)]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         client = self._connect()
@@ -150,7 +154,7 @@ class AlertCenterConnector(Connector):
             native_id=raw["alertId"],
             tenant=str(tenant),
             changed_at=updated_at or created_at,
-            title=title(raw["type"], payload.rule),
+            title=title(text(raw.get("type")) or "Alert Center alert", payload.rule),
             severity=SEVERITIES.get(severity_raw or "", "unknown"),
             severity_raw=severity_raw,
             status=status,
@@ -160,6 +164,9 @@ class AlertCenterConnector(Connector):
             link=investigation_link(raw.get("securityInvestigationToolLink")),
             extra=_extra(raw, metadata, payload),
         )
+
+    def landmarks(self, scope: Scope) -> Landmarks:
+        return LANDMARKS
 
     def check(self) -> str:
         client = self._connect()
@@ -655,7 +662,7 @@ def _extra(raw: dict[str, Any], metadata: dict[str, Any], payload: Payload) -> d
     }
     return {
         "description": payload.description,
-        "type": raw["type"],
+        "type": text(raw.get("type")),
         "category": data_type or None,
         "product": text(raw.get("source")),
         "first_seen_at": parse_time_or_none(raw.get("startTime")),

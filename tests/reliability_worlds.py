@@ -72,7 +72,7 @@ class Subject:
     make: Callable[[int, int, datetime], list[Raw]]  # (count, first index, index 0's time)
     page_call: Matcher  # the request that returns a page of alerts
     error: Callable[[int], Response]  # an error answer in the vendor's shape, by status
-    malform: Callable[[Raw], None]  # remove a field the mapping requires
+    malform: Callable[[Raw], None]  # break what the mapping requires (the fake still lists it)
     bloat: Callable[[Raw, str], None]  # put a huge text where the vendor keeps a description
     configured_secrets: list[str]
     issued_secrets: Callable[[], list[str]] = list  # e.g. the access tokens the fake handed out
@@ -182,7 +182,7 @@ def guardduty(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subje
             page_call=on("POST", f"/detector/{DETECTOR}/findings/get"),
             error=lambda status: (aws.rest_json_error(status, codes[status], "Rate exceeded")
                                   if status in codes else _html(status)),
-            malform=lambda raw: raw.pop("type"),
+            malform=_set(("service",), ["not", "an", "object"]),  # a TypeError-like fault
             bloat=_bloat_at("description"),
             configured_secrets=[env["AWS_SECRET_ACCESS_KEY"]],
         )
@@ -225,6 +225,7 @@ def _google_error(status: int) -> Response:
 def scc(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
     with SccFake() as fake:
         fake.page_limit = PAGE
+        fake.verbatim = True  # the protos would refuse the malformed finding
         key_file = fake.write_key_file(secrets_dir)
         [endpoint] = fake.token_endpoints.values()
         parent = f"organizations/{ORG}"
@@ -237,7 +238,7 @@ def scc(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
                                                        step=STEP),
             page_call=on("GET", f"/v2/{parent}/sources/-/findings"),
             error=_google_error,
-            malform=lambda raw: raw["finding"].pop("category"),
+            malform=_set(("finding", "indicator"), ["203.0.113.9"]),  # a list, not an object
             bloat=_bloat_at("finding", "description"),
             configured_secrets=_google_key_secrets(endpoint.key),
             issued_secrets=lambda: list(endpoint.issued),
@@ -260,7 +261,7 @@ def workspace_alertcenter(source: str, secrets_dir: Path, ca: ThrowawayCA) -> It
                                                                 base_time=at, step=STEP),
             page_call=on("GET", WORKSPACE_PATH),
             error=_google_error,
-            malform=lambda raw: raw.pop("type"),
+            malform=_set(("alertId",), None),  # the fake sorts by it: null, not absent
             bloat=_bloat_at("data", "description"),
             configured_secrets=_google_key_secrets(key),
             issued_secrets=lambda: list(fake.tokens.issued),

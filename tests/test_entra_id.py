@@ -123,9 +123,9 @@ def record_of(conn: EntraIdConnector, stream: str, raw: dict[str, Any]) -> dict[
 def test_one_scope_per_stream_keyed_by_tenant_and_stream(graph_fake: GraphFake) -> None:
     tenant = graph_fake.tenant_id
     assert connector(graph_fake).scopes() == [
-        Scope(f"{tenant}/alerts", {"tenant_id": tenant, "stream": "alerts"}),
+        Scope(f"{tenant}/alerts", {"tenant_id": tenant, "stream": "alerts"}, tenant=tenant),
         Scope(f"{tenant}/risk_detections", {"tenant_id": tenant, "stream": "risk_detections"},
-              overlap=timedelta(hours=48)),  # offline detections; alerts: default_overlap
+              overlap=timedelta(hours=48), tenant=tenant),
     ]
     assert EntraIdConnector.default_overlap == timedelta(hours=1)
     only = connector(graph_fake, streams=["risk_detections"]).scopes()
@@ -753,8 +753,18 @@ def test_additional_info_is_parsed_and_a_cloud_apps_alert_url_becomes_the_link(
     assert garbled["link"] is None and "user_agent" not in garbled["users"][0]
 
 
+def test_a_risk_detection_without_risk_event_type_is_titled_by_its_risk_type() -> None:
+    conn = connector(None)
+    scope = scope_of(conn, RISK_DETECTIONS)
+    older = {**make_risk_detection(0), "riskType": "unlikelyTravel"}  # beta and older objects
+    del older["riskEventType"]
+    neither = {key: value for key, value in older.items() if key != "riskType"}
+
+    assert conn.normalize(scope, older).title == "Atypical travel"
+    assert conn.normalize(scope, neither).title == "Risk detection"
+
+
 @pytest.mark.parametrize(("change", "problem"), [
-    ({"riskEventType": None}, "Graph risk detection has no riskEventType"),
     ({"lastUpdatedDateTime": None}, "Graph risk detection has no lastUpdatedDateTime"),
     ({"id": ""}, "Graph risk detection has no id"),
 ])

@@ -62,7 +62,8 @@ def connector(**settings: Any) -> GuardDutyConnector:
 
 def scope(region: str = REGION, detector_id: str = DETECTOR) -> Scope:
     params = {"account": "123456789012", "region": region, "detector_id": detector_id}
-    return Scope(key=f"123456789012/{region}/{detector_id}", params=params)
+    return Scope(key=f"123456789012/{region}/{detector_id}", params=params,
+                 tenant="123456789012")
 
 
 def pull(conn: GuardDutyConnector, window: Window = WINDOW, **kwargs: Any) -> list[list[Any]]:
@@ -111,10 +112,12 @@ def test_scopes_one_per_detector_skipping_disabled_and_empty_regions(
         Scope(
             f"123456789012/{REGION}/{DETECTOR}",
             {"account": "123456789012", "region": REGION, "detector_id": DETECTOR},
+            tenant="123456789012",
         ),
         Scope(
             f"123456789012/{OTHER_REGION}/det-eu",
             {"account": "123456789012", "region": OTHER_REGION, "detector_id": "det-eu"},
+            tenant="123456789012",
         ),
     ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -659,7 +662,16 @@ def test_normalize_flags_archived_findings() -> None:
     assert (alert.status, alert.status_raw) == ("archived", "archived")
 
 
-@pytest.mark.parametrize("field", ["id", "arn", "accountId", "updatedAt", "severity", "type"])
+def test_a_finding_without_title_or_type_is_a_normal_record_titled_as_a_finding() -> None:
+    raw = make_finding(0)
+    del raw["title"], raw["type"]
+
+    alert = connector().normalize(scope(), raw)
+
+    assert alert.title == "GuardDuty finding" and alert.extra["type"] is None
+
+
+@pytest.mark.parametrize("field", ["id", "arn", "accountId", "updatedAt", "severity"])
 def test_normalize_rejects_a_finding_missing_a_required_field(field: str) -> None:
     raw = make_finding(0)
     del raw[field]

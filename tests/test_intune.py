@@ -120,9 +120,10 @@ def test_one_scope_per_stream_and_device_posture_is_a_snapshot_scope(
 ) -> None:
     tenant = intune_fake.tenant_id
     assert connector(intune_fake).scopes() == [
-        Scope(f"{tenant}/audit_events", {"tenant_id": tenant, "stream": "audit_events"}),
+        Scope(f"{tenant}/audit_events", {"tenant_id": tenant, "stream": "audit_events"},
+              tenant=tenant),
         Scope(f"{tenant}/device_posture", {"tenant_id": tenant, "stream": "device_posture"},
-              snapshot=True),
+              snapshot=True, tenant=tenant),
     ]
     only = connector(intune_fake, streams=["device_posture"]).scopes()
     assert [s.key for s in only] == [f"{tenant}/device_posture"]
@@ -622,7 +623,7 @@ def test_cli_a_backfill_of_several_windows_writes_each_posture_change_once(
     assert {e["id"] for e in older} <= set(written) and set(written.values()) == {1}
 
 
-def test_cli_malformed_objects_are_skipped_with_a_warning(intune_world: IntuneWorld) -> None:
+def test_cli_malformed_objects_are_written_degraded(intune_world: IntuneWorld) -> None:
     good = add_events(intune_world, 2, first=0, hours=0.5)
     anonymous = {**make_audit_event(9, base_time=hours_ago(0.4), step=timedelta(0)), "id": ""}
     intune_world.fake.audit_events.append(anonymous)
@@ -632,12 +633,16 @@ def test_cli_malformed_objects_are_skipped_with_a_warning(intune_world: IntuneWo
     result = intune_world.fetch()
 
     assert result.returncode == 0, result.stderr
-    assert (f"skipped malformed alert audit event at {anonymous['activityDateTime']}: Intune "
+    assert (f"wrote alert audit event at {anonymous['activityDateTime']} degraded: Intune "
             "audit event has no id") in result.stderr
-    assert (f"skipped malformed alert device {nameless['deviceName']}: Intune managedDevice "
+    assert (f"wrote alert device {nameless['deviceName']} degraded: Intune managedDevice "
             "has no id") in result.stderr
-    assert "2 malformed" in result.stderr
-    assert len(intune_world.records()) == len(good) + 1
+    assert "2 degraded" in result.stderr
+    records = intune_world.records()
+    assert len(records) == len(good) + 3
+    degraded = [r for r in records if "normalize_error" in r]
+    assert len(degraded) == 2 and nameless["deviceName"] in {r["title"] for r in degraded}
+    assert all(r["native_id"] == f"sha256:{r['raw_sha256']}" for r in degraded)
 
 
 def test_cli_a_missing_permission_fails_that_stream_with_the_fix_and_keeps_the_other(

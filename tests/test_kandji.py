@@ -82,7 +82,7 @@ def host(world: KandjiWorld) -> str:
 
 def scope(world: KandjiWorld, stream: str) -> Scope:
     return Scope(key=f"{host(world)}/{stream}", params={"host": host(world), "stream": stream},
-                 snapshot=stream == "threat_details")
+                 snapshot=stream == "threat_details", tenant=host(world))
 
 
 def pull(conn: KandjiConnector, world: KandjiWorld, stream: str, window: Window | None = None,
@@ -712,7 +712,7 @@ def test_cli_throttling_is_retried_to_success(kandji: KandjiWorld) -> None:
     assert len(kandji.records()) == 23 and kandji.fake.pending_faults == 0
 
 
-def test_cli_skips_a_malformed_object_with_a_warning(kandji: KandjiWorld) -> None:
+def test_cli_writes_a_malformed_object_degraded_with_a_warning(kandji: KandjiWorld) -> None:
     data = populate(kandji)
     data["audit_events"][4]["occurred_at"] = None
     data["behavioral_detections"][2]["detection_date"] = "not-a-date"
@@ -721,13 +721,23 @@ def test_cli_skips_a_malformed_object_with_a_warning(kandji: KandjiWorld) -> Non
     result = kandji.fetch()
 
     assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if "skipped malformed" in line]
+    warnings = [line for line in result.stderr.splitlines() if " degraded: " in line]
     assert len(warnings) == 3
-    assert any(f"alert {data['audit_events'][4]['id']}: Kandji audit event has no occurred_at"
+    assert any(f"alert {data['audit_events'][4]['id']} degraded: Kandji audit event has no "
+               "occurred_at"
                in w for w in warnings)
     assert any("detection_date 'not-a-date' is not a time" in w for w in warnings)
     assert any("threat detail 'malware_1'" in w and "has no file_hash" in w for w in warnings)
-    assert len(kandji.records()) == 20 and "3 malformed" in result.stderr
+    records = kandji.records()
+    assert len(records) == 23 and "3 degraded" in result.stderr
+    degraded = {r["native_id"]: r for r in records if "normalize_error" in r}
+    assert data["audit_events"][4]["id"] in degraded
+    assert data["behavioral_detections"][2]["id"] in degraded
+    [unnamed] = [r for r in degraded.values() if r["native_id"].startswith("sha256:")]
+    assert unnamed["native_id"] == f"sha256:{unnamed['raw_sha256']}"
+    assert unnamed["title"] == data["threat_details"][1]["threat_name"]
+    assert unnamed["raw"] == data["threat_details"][1]
+    assert {r["severity"] for r in degraded.values()} == {"unknown"}
 
 
 def test_cli_missing_token_is_exit_2(kandji: KandjiWorld) -> None:

@@ -22,7 +22,7 @@ NAMES = {
     "alertpull_last_run_duration_seconds",
     "alertpull_last_run_alerts_fetched",
     "alertpull_last_run_alerts_written",
-    "alertpull_last_run_alerts_malformed",
+    "alertpull_last_run_alerts_degraded",
     "alertpull_last_run_errors",
     "alertpull_last_run_locked",
     "alertpull_lag_seconds",
@@ -92,7 +92,7 @@ def test_a_good_run_writes_every_metric_per_source(aws: AwsWorld) -> None:
     assert {labels for _, labels in samples} == {(("source", "aws"), ("type", "guardduty"))}
     assert metric(samples, "alertpull_last_run_alerts_written", "aws") == 4
     assert metric(samples, "alertpull_last_run_alerts_fetched", "aws") == 4
-    assert metric(samples, "alertpull_last_run_alerts_malformed", "aws") == 0
+    assert metric(samples, "alertpull_last_run_alerts_degraded", "aws") == 0
     assert metric(samples, "alertpull_last_run_errors", "aws") == 0
     assert metric(samples, "alertpull_last_run_locked", "aws") == 0
     assert 0 < (metric(samples, "alertpull_last_run_duration_seconds", "aws") or 0) < 60

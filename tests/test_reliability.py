@@ -8,7 +8,7 @@ For each source type (adapters in tests/reliability_worlds.py):
 - persistent faults (429s and 5xx that never end, a body always cut or never JSON): that
   source alone fails once its max_retries are spent, with one clear line and no traceback,
   its cursor unmoved and nothing half-written visible; a healthy source beside it is written;
-- a malformed alert is skipped with a warning, a huge one written whole;
+- a malformed alert is written degraded with one warning (and once only), a huge one whole;
 - no configured or issued secret reaches stdout, stderr, output or state.
 
 A fault hits the page calls after the first of a run, so a page is already staged when it
@@ -224,16 +224,25 @@ def test_a_persistent_fault_fails_that_source_alone_and_cleanly(
 
 
 @pytest.mark.parametrize("type_name", TYPES)
-def test_an_alert_missing_required_fields_is_skipped_and_the_rest_written(
+def test_a_malformed_alert_is_written_degraded_once_and_the_rest_normally(
         world: RunWorld, subject: Subject) -> None:
     world.configure(subject)
     alerts = subject.add(30, 0)
     subject.malform(alerts[7])
     result = world.fetch()
     assert result.returncode == 0, result.stderr
-    assert "skipped malformed alert" in result.stderr
-    assert ", 1 malformed," in result.stderr
-    assert_exactly_once(world, subject, 29)
+    [warning] = [line for line in result.stderr.splitlines() if " degraded: " in line]
+    assert "WARNING" in warning
+    assert ", 1 degraded," in result.stderr
+    assert_exactly_once(world, subject, 30)
+    [degraded] = [r for r in source_records(world, subject) if "normalize_error" in r]
+    assert degraded["raw"] == alerts[7]
+    assert (degraded["severity"], degraded["status"]) == ("unknown", "unknown")
+    assert degraded["normalize_error"] in warning
+    rerun = world.fetch()  # the overlap reads it again: version dedup keeps it once
+    assert rerun.returncode == 0, rerun.stderr
+    assert " 0 written, " in rerun.stderr
+    assert_exactly_once(world, subject, 30)
 
 
 @pytest.mark.parametrize("type_name", TYPES)

@@ -44,7 +44,8 @@ FAST = 60_000  # reads/min for in-process tests: pacing itself has its own test
 def scope(location: str | None = None) -> Scope:
     path = f"{PARENT}/sources/-" + (f"/locations/{location}" if location else "")
     key = f"{PARENT}/locations/{location}" if location else PARENT
-    return Scope(key=key, params={"parent": PARENT, "location": location, "path": path})
+    return Scope(key=key, params={"parent": PARENT, "location": location, "path": path},
+                 tenant=PARENT)
 
 
 def pull(conn: SccConnector, window: Window = SMALL_WINDOW,
@@ -183,13 +184,14 @@ def test_a_repeated_page_token_stops_the_window_after_the_pages_read(scc: SccWor
 
 def test_a_malformed_finding_is_left_for_normalize_to_reject_by_name(scc: SccWorld) -> None:
     scc.fake.results = make_results(5)
-    del scc.fake.results[2]["finding"]["category"]
+    scc.fake.verbatim = True
+    scc.fake.results[2]["finding"]["indicator"] = ["203.0.113.9"]  # a list, not an object
     conn = connector(scc)
 
     got = flat(pull(conn))
 
     assert len(got) == 5
-    with pytest.raises(MalformedAlert, match=r"^SCC finding has no category$"):
+    with pytest.raises(AttributeError):
         conn.normalize(scope(), got[2])
     assert conn.describe(got[2]) == scc.fake.results[2]["finding"]["name"]
     assert [conn.normalize(scope(), r).title for r in got[3:]] == [
@@ -547,7 +549,16 @@ def test_links_open_the_console_in_the_finding_s_organization_or_project() -> No
     assert console_link("folders/7/sources/1/findings/f", {}) is None  # never a guessed link
 
 
-@pytest.mark.parametrize("field", ["name", "category", "eventTime"])
+def test_a_finding_without_a_category_is_a_normal_record(scc: SccWorld) -> None:
+    raw = make_result(0)
+    del raw["finding"]["category"]
+
+    alert = connector(scc).normalize(scope(), raw)
+
+    assert alert.title == "Security Command Center finding" and alert.severity != "unknown"
+
+
+@pytest.mark.parametrize("field", ["name", "eventTime"])
 def test_normalize_rejects_a_finding_missing_what_the_mapping_needs(scc: SccWorld,
                                                                       field: str) -> None:
     raw = make_result(0)
@@ -678,18 +689,23 @@ def test_cli_permission_error_is_one_line_naming_the_role_and_no_secret(
     assert status[0]["state"] == "failing" and status[0]["watermark"] is None
 
 
-def test_cli_quota_error_then_success_and_malformed_finding_skipped(scc: SccWorld) -> None:
+def test_cli_quota_error_then_success_and_malformed_finding_degraded(scc: SccWorld) -> None:
     added = scc.add(12, first=0, base_time=hours_ago(3))
+    scc.fake.verbatim = True
     bad = added[5]["finding"]
-    del bad["category"]
+    bad["indicator"] = ["203.0.113.9"]  # a list where the mapping reads an object
     scc.fake.inject(on("GET", LIST_PATH), Fault(response=quota_exceeded()))
 
     result = scc.fetch()
 
     assert result.returncode == 0, result.stderr
     assert scc.fake.pending_faults == 0
-    assert f"skipped malformed alert {bad['name']}: SCC finding has no category" in result.stderr
-    assert len(scc.records()) == 11
+    assert f"wrote alert {bad['name']} degraded: AttributeError: " in result.stderr
+    records = scc.records()
+    [degraded] = [r for r in records if "normalize_error" in r]
+    assert len(records) == 12 and degraded["native_id"] == bad["canonicalName"]
+    assert (degraded["severity"], degraded["status"]) == ("unknown", "unknown")
+    assert degraded["title"] == bad["category"] and degraded["tenant"] == PARENT
 
 
 def test_cli_persistent_503_fails_the_source_within_its_retry_deadline(scc: SccWorld) -> None:

@@ -254,7 +254,7 @@ def test_regions_default_to_the_aggregation_region(fake: SecurityHubFake, api: s
     scopes = connector(api=api, regions=None).scopes()
 
     assert scopes == [Scope(f"{ACCOUNT}/{OTHER_REGION}",
-                            {"account": ACCOUNT, "region": OTHER_REGION})]
+                            {"account": ACCOUNT, "region": OTHER_REGION}, tenant=ACCOUNT)]
     assert not any(r.form().get("Action") == "DescribeRegions" for r in fake.requests)
 
 

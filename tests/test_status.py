@@ -41,7 +41,7 @@ def test_status_shows_each_source_with_its_failure_reason_on_one_line(aws: AwsWo
     assert len(text) == 2
     [aws_line] = [line for line in text if line.startswith("aws (guardduty): ok")]
     assert f"watermark {ok['watermark']}" in aws_line
-    assert "last run wrote 3 of 3 (0 duplicate, 0 malformed)" in aws_line
+    assert "last run wrote 3 of 3 (0 duplicate, 0 degraded)" in aws_line
     [broken_line] = [line for line in text if line.startswith("broken (guardduty): failing")]
     assert "last success never" in broken_line
     assert f"last failure {broken['last_failure']['at']}: " in broken_line

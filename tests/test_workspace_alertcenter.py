@@ -88,7 +88,7 @@ def connector(world: AlertCenterWorld, **overrides: Any) -> AlertCenterConnector
 
 
 def scope() -> Scope:
-    return Scope(key=CUSTOMER_ID, params={"customer_id": CUSTOMER_ID})
+    return Scope(key=CUSTOMER_ID, params={"customer_id": CUSTOMER_ID}, tenant=CUSTOMER_ID)
 
 
 def pull(conn: AlertCenterConnector, window: Window) -> list[list[Any]]:
@@ -142,7 +142,7 @@ def jwt_claims(request: Any) -> dict[str, Any]:
 def test_one_scope_per_customer_without_calling_google(world: AlertCenterWorld) -> None:
     assert connector(world).scopes() == [scope()]
     assert connector(world, customer_id=None).scopes() == [
-        Scope(key="my_customer", params={"customer_id": None})
+        Scope(key="my_customer", params={"customer_id": None}, tenant="my_customer")
     ]
     assert world.fake.requests == []
 
@@ -730,9 +730,17 @@ def test_normalize_without_metadata_data_or_customer(world: AlertCenterWorld) ->
     assert connector(world).normalize(scope(), raw).tenant == CUSTOMER_ID
 
 
+def test_an_alert_without_a_type_is_a_normal_record(world: AlertCenterWorld) -> None:
+    raw = {**make_alert(0), "type": ""}
+
+    alert = connector(world).normalize(scope(), raw)
+
+    assert alert.title.startswith("Alert Center alert") and alert.native_id == raw["alertId"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"alertId": None}, "has no alertId$"), ({"type": ""}, "has no type$"),
+    [({"alertId": None}, "has no alertId$"),
      ({"createTime": None}, "has no createTime$"),
      ({"createTime": "yesterday"}, "createTime 'yesterday' is not a time$"),
      ({"updateTime": "soon"}, "updateTime 'soon' is not a time$")],
