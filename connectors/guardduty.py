@@ -101,7 +101,13 @@ class GuardDutyConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         account = self._account()
-        return [scope for region in self._regions() for scope in self._scopes_in(account, region)]
+        scopes: list[Scope] = []
+        for region in self._regions():
+            try:
+                scopes += self._scopes_in(account, region)
+            except SourceError as exc:  # one region failing never holds back the others
+                scopes.append(Scope(key=f"{account}/{region}", error=str(exc)))
+        return scopes
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         from botocore.exceptions import PaginationError
