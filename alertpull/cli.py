@@ -243,6 +243,11 @@ def _status_line(row: dict[str, Any]) -> str:
         parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)} "
                      f"({counts.get('duplicates', 0)} duplicate, "
                      f"{counts.get('degraded', 0)} degraded)")
+    for key, gap in row["retention_gaps"].items():
+        parts.append(f"RETENTION GAP {key}: alerts changed from {gap['from']} to {gap['to']} "
+                     f"may be lost ({gap['retention']} retention)")
+    if row["retired_scopes"]:
+        parts.append(f"retired (no longer configured): {', '.join(row['retired_scopes'])}")
     if row["last_failure"]:
         parts.append(f"last failure {row['last_failure']['at']}: {row['last_failure']['error']}")
     return "; ".join(parts)
@@ -322,8 +327,9 @@ def _reset(entry: dict[str, Any], key: str) -> None:
 @click.option("--watermark", required=True, metavar="T", help="RFC 3339, a date, or 90m/36h/30d.")
 @pass_ctx
 def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> None:
-    """Move the watermark: the next fetch starts at T minus the overlap."""
-    from alertpull.cursor import Cursor, merge_intervals
+    """Move the watermark back: the next fetch re-reads from T (and may write again what
+    it no longer remembers). Never forward: that would skip alerts never pulled."""
+    from alertpull.cursor import Cursor, set_watermark
     from alertpull.timeutil import format_time, utcnow
 
     now = utcnow()
@@ -334,11 +340,12 @@ def cursor_set(ctx: Context, name: str, scope: str | None, watermark: str) -> No
                           "skipped")
 
     def move(entry: dict[str, Any], key: str) -> None:
-        current = Cursor.from_json(entry.get("cursor"))
-        # Ranges after the new mark count as not pulled, so a backfill may refill them.
-        covered = merge_intervals([(a, min(b, mark)) for a, b in current.covered])
-        entry["cursor"] = Cursor(watermark=mark, covered=covered, seen=current.seen,
-                                 memory=current.memory).to_json()
+        try:
+            moved = set_watermark(Cursor.from_json(entry.get("cursor")), mark)
+        except ValueError as exc:
+            raise ConfigError(f"--watermark: {key}: {exc}; to pull less per run, use "
+                              "fetch --until") from None
+        entry["cursor"] = moved.to_json()
         click.echo(f"{key}: watermark set to {format_time(mark)}")
 
     _edit_cursors(ctx, name, scope, move)

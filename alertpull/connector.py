@@ -84,6 +84,10 @@ class Scope:
 
     `overlap` overrides the connector's default_overlap for this scope (e.g. a stream
     whose vendor is later than the others); a user's configured overlap wins over both.
+    `retention` likewise overrides the connector's `retention` (a stream kept for less).
+    `error` marks a part of the source the connector could not enumerate (e.g. a region
+    whose detectors it cannot list): its key is a prefix of the keys it would have had.
+    The runner fails that part alone; the other scopes are still pulled and committed.
     `snapshot` marks a scope whose connector finds the changes itself by diffing its
     Memory (a device-posture snapshot, a re-polled list without ids): the runner then
     takes every alert it yields, whatever its changed-at, instead of only the window's.
@@ -96,6 +100,8 @@ class Scope:
     overlap: timedelta | None = None
     snapshot: bool = False
     tenant: str | None = None
+    retention: timedelta | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,13 @@ A scope's cursor holds:
   backfill pulls only what is missing;
 - `seen`: the last version emitted per alert whose changed-at lies within `overlap` of
   the watermark, so overlap re-reads and inclusive bounds never duplicate a line and
-  same-timestamp siblings are never lost.
+  same-timestamp siblings are never lost;
+- `seen_from`: from when on `seen` holds every version written. A re-read of pulled time
+  starts no earlier, so a larger `overlap` than the last run's never writes again what
+  `seen` has forgotten (it takes effect as the memory grows, run by run).
+
+The watermark never passes time that was not read: a refetch or a recent `--since`
+still pulls the incremental range, and `set_watermark` refuses to move forward.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Cursor:
     covered: list[Interval] = field(default_factory=list)
     seen: dict[str, tuple[int, str]] = field(default_factory=dict)  # native_id -> (ms, sha)
     memory: dict[str, Any] | None = None  # the connector's own JSON (see connector.Memory)
+    seen_from: datetime | None = None  # None: a cursor from before it was kept
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Cursor:
@@ -39,6 +46,7 @@ class Cursor:
             covered=[(parse_time(a), parse_time(b)) for a, b in data.get("covered", [])],
             seen={key: (int(ms), str(sha)) for key, (ms, sha) in data.get("seen", {}).items()},
             memory=data.get("memory"),
+            seen_from=parse_time(data["seen_from"]) if data.get("seen_from") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +55,7 @@ class Cursor:
             "covered": [[format_time(a), format_time(b)] for a, b in self.covered],
             "seen": self.seen,  # (ms, sha) tuples: JSON arrays, in key order when stored
             "memory": self.memory,
+            "seen_from": format_time(self.seen_from) if self.seen_from else None,
         }
 
 
@@ -94,6 +103,9 @@ class Plan:
     ranges: list[Window]
     end: datetime
     warnings: list[str]
+    # Changed-at span an incremental run should have read but the vendor no longer keeps
+    # (the job was off longer than the retention): those alerts may be lost.
+    lost: Interval | None = None
 
 
 def plan_windows(cursor: Cursor, policy: WindowPolicy, now: datetime) -> Plan:
@@ -119,24 +131,48 @@ def plan_windows(cursor: Cursor, policy: WindowPolicy, now: datetime) -> Plan:
             return floor
         return start
 
-    incremental_start = clamp(
-        cursor.watermark - policy.overlap if cursor.watermark else now - policy.first_run_since,
-        "start",
-    )
+    lost: Interval | None = None
+    if cursor.watermark is None:
+        incremental = [(clamp(now - policy.first_run_since, "start"), end)]
+    else:
+        start = cursor.watermark - policy.overlap
+        if floor and start < floor:
+            lost = (start, floor)
+            start = floor
+        incremental = _incremental(cursor, start, end)
     if policy.since is None:
-        spans = [(incremental_start, end)]
+        spans = incremental
     else:
         since = clamp(policy.since, "--since")
-        if policy.refetch:
-            spans = [(since, end)]
-        else:
-            # A backfill adds only what was never pulled, plus the whole normal
-            # incremental range whenever the window reaches past the watermark.
-            spans = subtract_intervals((since, end), cursor.covered)
-            if cursor.watermark is None or end > cursor.watermark:
-                spans.append((incremental_start, end))
+        # --refetch pulls its whole range again; a backfill adds only what was never
+        # pulled. Either also pulls the normal incremental range whenever the window
+        # reaches past the watermark, so the watermark never passes unread time.
+        spans = [(since, end)] if policy.refetch else subtract_intervals((since, end),
+                                                                         cursor.covered)
+        if cursor.watermark is None or end > cursor.watermark:
+            spans += incremental
     ranges = [Window(a, b) for a, b in merge_intervals(spans)]
-    return Plan(ranges=ranges, end=end, warnings=warnings)
+    return Plan(ranges=ranges, end=end, warnings=warnings, lost=lost)
+
+
+def _incremental(cursor: Cursor, start: datetime, end: datetime) -> list[Interval]:
+    """[start, end), less the pulled time before `seen_from` that the memory forgot."""
+    remembered = max(start, cursor.seen_from) if cursor.seen_from else start
+    return [*subtract_intervals((start, remembered), cursor.covered), (remembered, end)]
+
+
+def set_watermark(cursor: Cursor, mark: datetime) -> Cursor:
+    """`cursor set`: move the watermark back (the next run re-reads from `mark`, and may
+    write again the versions it no longer remembers), never forward past unread time."""
+    if cursor.watermark is not None and mark > cursor.watermark:
+        raise ValueError(
+            f"{format_time(mark)} is later than the watermark {format_time(cursor.watermark)}:"
+            " alerts changed in between were never pulled and would be skipped"
+        )
+    # Ranges after the new mark count as not pulled, so the next run reads them again.
+    covered = merge_intervals([(a, min(b, mark)) for a, b in cursor.covered])
+    return Cursor(watermark=mark, covered=covered, seen=cursor.seen, memory=cursor.memory,
+                  seen_from=cursor.seen_from)
 
 
 class VersionFilter:
@@ -151,11 +187,16 @@ class VersionFilter:
 
     _PRUNE_FLOOR = 5_000  # fresh entries kept before the first prune
 
-    def __init__(self, cursor: Cursor, overlap: timedelta, end: datetime, *, refetch: bool,
-                 ordered: bool) -> None:
+    def __init__(self, cursor: Cursor, overlap: timedelta, end: datetime, *,
+                 refetch_from: datetime | None, ordered: bool) -> None:
         self._prior = cursor.seen
         self._fresh: dict[str, tuple[int, str]] = {}
-        self._refetch = refetch  # write again even what the cursor remembers
+        # --refetch writes again even what the cursor remembers, but only inside its range:
+        # the incremental range it also pulls stays deduplicated.
+        self._refetch_ms = to_epoch_ms(refetch_from) if refetch_from else None
+        self._prior_from = cursor.seen_from or (
+            cursor.watermark - overlap if cursor.watermark else None)
+        self._overlap = overlap
         self._ordered = ordered
         self._overlap_ms = int(overlap.total_seconds() * 1000)
         self._end_ms = to_epoch_ms(end)
@@ -167,7 +208,7 @@ class VersionFilter:
         if self._max_changed_ms is None or changed_ms > self._max_changed_ms:
             self._max_changed_ms = changed_ms
         latest = self._fresh.get(key)
-        if latest is None and not self._refetch:
+        if latest is None and (self._refetch_ms is None or changed_ms < self._refetch_ms):
             latest = self._prior.get(key)
         if latest is not None and latest[1] == sha:
             return False
@@ -197,6 +238,13 @@ class VersionFilter:
         merged = {**self._prior, **self._fresh}
         return self._recent(merged, to_epoch_ms(watermark)) if watermark else merged
 
+    def complete_from(self, watermark: datetime | None) -> datetime | None:
+        """From when on `seen_at(watermark)` holds every version written."""
+        if watermark is None:
+            return None
+        mark = watermark - self._overlap
+        return max(mark, self._prior_from) if self._prior_from else mark
+
 
 def advance(cursor: Cursor, pulled: list[Interval], versions: VersionFilter,
             memory: dict[str, Any] | None) -> Cursor:
@@ -207,4 +255,5 @@ def advance(cursor: Cursor, pulled: list[Interval], versions: VersionFilter,
     if ends and (watermark is None or max(ends) > watermark):
         watermark = max(ends)
     return Cursor(watermark=watermark, covered=covered, seen=versions.seen_at(watermark),
-                  memory=memory if memory is not None else cursor.memory)
+                  memory=memory if memory is not None else cursor.memory,
+                  seen_from=versions.complete_from(watermark))

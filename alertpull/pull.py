@@ -53,7 +53,8 @@ class ScopePull:
         self.log = log
         self.output_format = output_format  # native | ocsf
         self.counts = Counts()
-        self.versions = VersionFilter(cursor, policy.overlap, plan.end, refetch=policy.refetch,
+        self.versions = VersionFilter(cursor, policy.overlap, plan.end,
+                                      refetch_from=policy.since if policy.refetch else None,
                                       ordered=connector.ordered)
         self._window_max_ms: int | None = None
 

@@ -33,7 +33,7 @@ from alertpull.log import Progress, source_logger
 from alertpull.pull import Counts, ScopePull
 from alertpull.sinks.base import Sink, Writer
 from alertpull.state.base import StateStore
-from alertpull.timeutil import format_time, utcnow
+from alertpull.timeutil import format_duration, format_time, utcnow
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class ScopeOutcome:
     counts: Counts
     commit: ScopeCommit | None = None  # None when the scope failed
     error: str | None = None
+    gap: dict[str, str] | None = None  # a retention gap: committed, yet the source fails
 
 
 @dataclass
@@ -105,6 +106,7 @@ class SourceRun:
             return self._finish(doc, token, [], error=str(exc))
         except Exception as exc:
             return self._finish(doc, token, [], error=unexpected(exc, self.log))
+        _mark_retired(doc, scopes)
         outcomes = self._pull_all(connector, scopes, doc)
         errors = [f"{o.scope.key}: {o.error}" for o in outcomes if o.error]
         return self._finish(doc, token, outcomes, error="; ".join(errors) or None)
@@ -116,7 +118,7 @@ class SourceRun:
                                      connector.default_overlap) if o is not None),
             settle=timing["settle"],
             first_run_since=timing["first_run_since"],
-            retention=connector.retention,
+            retention=scope.retention or connector.retention,
             since=self.flags.since,
             until=self.flags.until,
             refetch=self.flags.refetch,
@@ -125,6 +127,8 @@ class SourceRun:
     def _pull_all(self, connector: Connector, scopes: list[Scope],
                   doc: dict[str, Any]) -> list[ScopeOutcome]:
         def pull(scope: Scope) -> ScopeOutcome:
+            if scope.error:
+                return ScopeOutcome(scope, Counts(), error=scope.error)
             cursor = Cursor.from_json(doc["scopes"].get(scope.key, {}).get("cursor"))
             return self._pull_scope(connector, scope, cursor, self._policy(connector, scope))
 
@@ -150,7 +154,15 @@ class SourceRun:
             part = writer.close() if writer is not None and writer.records else None
             if writer is not None and part is None:
                 writer.discard()
-            return ScopeOutcome(scope, pull.counts, ScopeCommit(part, new_cursor.to_json()))
+            outcome = ScopeOutcome(scope, pull.counts, ScopeCommit(part, new_cursor.to_json()))
+            if plan.lost and policy.retention:
+                # What remains is pulled and committed; the loss is still a failure.
+                start, end = (format_time(t) for t in plan.lost)
+                retention = format_duration(policy.retention)
+                outcome.gap = {"from": start, "to": end, "retention": retention}
+                outcome.error = (f"alerts changed from {start} to {end} may be lost: the last "
+                                 f"run was longer ago than the {retention} the vendor keeps them")
+            return outcome
         except AlertpullError as exc:
             error = str(exc)
         except OSError as exc:
@@ -181,6 +193,7 @@ class SourceRun:
                 failpoint("after_publish")
             apply_cursors(doc, commits)
             self._record_run(doc, counts, error)
+            _record_gaps(doc, outcomes, ok=error is None)
             self.store.save(name, doc, token)
             failpoint("after_commit")
         watermarks = [c.cursor["watermark"] for c in commits.values() if c.cursor["watermark"]]
@@ -207,6 +220,30 @@ class SourceRun:
             doc["last_failure"] = {"at": finished, "error": error}
         else:
             doc["last_success"] = finished
+
+
+def _mark_retired(doc: dict[str, Any], scopes: list[Scope]) -> None:
+    """A scope the connector no longer lists (a region removed, a changed base_url) keeps
+    its cursor, marked retired, so `status` does not report its lag as growing forever."""
+    current = {scope.key for scope in scopes if not scope.error}
+    unknown = tuple(f"{scope.key}/" for scope in scopes if scope.error)  # not listed: kept
+    for key, entry in doc["scopes"].items():
+        if key in current or key.startswith(unknown):
+            entry.pop("retired", None)
+        else:
+            entry["retired"] = True
+
+
+def _record_gaps(doc: dict[str, Any], outcomes: list[ScopeOutcome], ok: bool) -> None:
+    """Keep each scope's retention gap in state for `status`, until a run succeeds."""
+    for outcome in outcomes:
+        entry = doc["scopes"].get(outcome.scope.key)
+        if entry is None:
+            continue
+        if outcome.gap:
+            entry["retention_gap"] = outcome.gap
+        elif ok:
+            entry.pop("retention_gap", None)
 
 
 def unexpected(exc: Exception, log: logging.LoggerAdapter[Any]) -> str:

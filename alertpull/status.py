@@ -12,8 +12,12 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None,
                   state_error: str | None = None) -> dict[str, Any]:
     """Per-source status from its state document (None: never run, or unreadable)."""
     doc = doc or {}
-    scopes = {key: (entry.get("cursor") or {}) for key, entry in doc.get("scopes", {}).items()}
-    marks = [c["watermark"] for c in scopes.values() if c.get("watermark")]
+    entries = doc.get("scopes", {})
+    scopes = {key: (entry.get("cursor") or {}) for key, entry in entries.items()}
+    retired = sorted(key for key, entry in entries.items() if entry.get("retired"))
+    # A retired scope (no longer configured) stops at its watermark: not a lag.
+    marks = [c["watermark"] for key, c in scopes.items()
+             if c.get("watermark") and key not in retired]
     # The source is as fresh as its most lagging scope.
     watermark = min(marks, key=parse_time) if marks else None
     lag = utcnow() - parse_time(watermark) if watermark else None
@@ -33,4 +37,8 @@ def source_status(source: SourceConfig, doc: dict[str, Any] | None,
         "last_run": last_run,
         "pending": bool(doc.get("pending")),
         "scopes": {key: c.get("watermark") for key, c in scopes.items()},
+        "retired_scopes": retired,
+        # Alerts that may be lost: the job was off longer than the vendor keeps them.
+        "retention_gaps": {key: entry["retention_gap"] for key, entry in entries.items()
+                           if entry.get("retention_gap")},
     }

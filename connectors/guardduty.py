@@ -22,7 +22,7 @@ from typing import Any, ClassVar, NamedTuple
 from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
-from alertpull.errors import MalformedAlert, WindowIncomplete
+from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
@@ -62,7 +62,13 @@ class GuardDutyConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         account = self._aws.account()
-        return [scope for region in self._regions() for scope in self._scopes_in(account, region)]
+        scopes: list[Scope] = []
+        for region in self._regions():
+            try:
+                scopes += self._scopes_in(account, region)
+            except SourceError as exc:  # one region failing never holds back the others
+                scopes.append(Scope(key=f"{account}/{region}", error=str(exc)))
+        return scopes
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         from botocore.exceptions import PaginationError

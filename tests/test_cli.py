@@ -158,7 +158,7 @@ def test_cursor_set_refuses_a_future_time_and_an_unknown_scope(aws: AwsWorld) ->
 def test_cursor_edits_finish_an_interrupted_run_first(aws: AwsWorld) -> None:
     aws.add(10, first=0, base_time=hours_ago(0.5))
     assert aws.fetch(ALERTPULL_FAILPOINT="after_publish").returncode == -9
-    moved = aws.cli("cursor", "set", "--source", "aws", "--watermark", "1m")
+    moved = aws.cli("cursor", "set", "--source", "aws", "--watermark", "3h")
     assert moved.returncode == 0 and "recovered interrupted run" in moved.stderr
     assert aws.fetch().returncode == 0
     assert len(aws.records()) == 10  # the published part was committed, not rewritten

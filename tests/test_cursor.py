@@ -15,6 +15,7 @@ from alertpull.cursor import (
     advance,
     merge_intervals,
     plan_windows,
+    set_watermark,
     subtract_intervals,
 )
 from alertpull.state.base import render_document
@@ -60,23 +61,23 @@ def test_backfill_pulls_only_uncovered_ranges_plus_the_incremental_range() -> No
     ]
 
 
-def versions(cursor: Cursor, end: datetime = NOW, *, refetch: bool = False,
+def versions(cursor: Cursor, end: datetime = NOW, *, refetch_from: datetime | None = None,
              ordered: bool = True) -> VersionFilter:
-    return VersionFilter(cursor, H, end, refetch=refetch, ordered=ordered)
+    return VersionFilter(cursor, H, end, refetch_from=refetch_from, ordered=ordered)
 
 
 def test_refetch_rewrites_remembered_versions_and_still_remembers_them() -> None:
     cursor = Cursor(watermark=t(2), covered=[(t(10), t(2))], seen={"a": (to_ms(t(2.5)), "x")})
     plan = plan_windows(cursor, policy(since=t(30), refetch=True), NOW)
     assert [(w.start, w.end) for w in plan.ranges] == [(t(30), NOW - timedelta(minutes=2))]
-    refetch = versions(cursor, refetch=True)
+    refetch = versions(cursor, refetch_from=t(30))
     assert refetch.admit("a", to_ms(t(2.5)), "x")
     assert not refetch.admit("a", to_ms(t(2.5)), "x")  # but never twice within the run
 
 
 def test_a_refetch_of_an_old_slice_keeps_the_overlap_memory() -> None:
     cursor = Cursor(watermark=t(2), covered=[(t(50), t(2))], seen={"a": (to_ms(t(2.5)), "x")})
-    refetch = versions(cursor, t(20), refetch=True)
+    refetch = versions(cursor, t(20), refetch_from=t(40))
     after = advance(cursor, [(t(40), t(20))], refetch, None)
     assert after.seen == {"a": (to_ms(t(2.5)), "x")}
 
@@ -165,3 +166,41 @@ def test_a_stored_document_reads_back_as_it_was(memory: dict[str, int]) -> None:
 
     assert Cursor.from_json(json.loads(stored)["scopes"]["s"]) == cursor
     assert stored.index(b'"a"') < stored.index(b'"b"')  # keys sorted, so diffs stay small
+
+
+def test_a_recent_refetch_after_days_off_also_pulls_from_the_watermark() -> None:
+    cursor = Cursor(watermark=t(72), covered=[(t(96), t(72))], seen_from=t(73),
+                    seen={"old": (to_ms(t(72.5)), "x")})
+    plan = plan_windows(cursor, policy(since=t(2), refetch=True), NOW)
+    assert [(w.start, w.end) for w in plan.ranges] == [(t(73), NOW - timedelta(minutes=2))]
+    refetch = versions(cursor, refetch_from=t(2))
+    assert not refetch.admit("old", to_ms(t(72.5)), "x")  # before --since: not repeated
+    assert refetch.admit("new", to_ms(t(1)), "y")
+
+
+def test_a_larger_overlap_rereads_only_what_the_memory_covers() -> None:
+    cursor = Cursor(watermark=t(5), covered=[(t(30), t(5))], seen_from=t(6))
+    plan = plan_windows(cursor, policy(overlap=3 * H), NOW)
+    assert plan.ranges[0].start == t(6)
+    grown = VersionFilter(cursor, 3 * H, NOW, refetch_from=None, ordered=True)
+    after = advance(cursor, [(t(6), NOW)], grown, None)
+    assert after.seen_from == NOW - 3 * H  # the next run may re-read 3 h
+
+
+def test_cursor_set_moves_back_and_never_forward() -> None:
+    cursor = Cursor(watermark=t(2), covered=[(t(10), t(2))], seen_from=t(3))
+    moved = set_watermark(cursor, t(6))
+    assert moved.watermark == t(6) and moved.covered == [(t(10), t(6))]
+    plan = plan_windows(moved, policy(), NOW)
+    assert plan.ranges[0].start == t(6)  # re-read from the mark, not only the overlap
+    with pytest.raises(ValueError, match="never pulled"):
+        set_watermark(cursor, t(1))
+
+
+def test_an_incremental_start_beyond_retention_is_a_lost_span() -> None:
+    cursor = Cursor(watermark=NOW - timedelta(days=100))
+    plan = plan_windows(cursor, policy(), NOW)
+    floor = NOW - timedelta(days=90)
+    assert plan.lost == (NOW - timedelta(days=100) - H, floor)
+    assert plan.ranges[0].start == floor
+    assert plan_windows(Cursor(), policy(since=NOW - timedelta(days=200)), NOW).lost is None

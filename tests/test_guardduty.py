@@ -359,7 +359,11 @@ def test_access_denied_names_the_missing_permission(
     fake.inject(on(path=path), Fault(response=denial))
     conn = connector()
 
-    message = source_error(lambda: (conn.scopes(), pull(conn)))
+    if operation == "ListDetectors":  # the region fails alone, as a scope in error
+        (failed,) = conn.scopes()
+        message = failed.error or ""
+    else:
+        message = source_error(lambda: (conn.scopes(), pull(conn)))
 
     assert message == (
         f"access denied in us-east-1: allow guardduty:{operation} "
