@@ -228,6 +228,7 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
                           "run has nothing to pull")
     own = {k: v for k, v in data.items() if k in connector_spec}
     settings = validate_block(own, connector_spec, where, base_dir)
+    connector_class(kind).check_settings(where, settings)
     return SourceConfig(name=name, type=kind, timing=timing, settings=settings)
 
 

@@ -154,6 +154,12 @@ class Connector(ABC):
         self.settings = settings
         self.log = log
 
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        """Raise ConfigError for what the option types cannot say (e.g. "exactly one of
+        two keys"), while the config loads: a wrong config exits 2 before anything runs."""
+        return None
+
     @abstractmethod
     def scopes(self) -> list[Scope]:
         """The scopes to pull, each with its own cursor. May call the vendor."""

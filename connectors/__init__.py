@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "workspace_alertcenter": "alertpull.connectors.workspace_alertcenter:AlertCenterConnector",
     "kandji": "alertpull.connectors.kandji:KandjiConnector",
     "intune": "alertpull.connectors.intune:IntuneConnector",
+    "suricata": "alertpull.connectors.suricata:SuricataConnector",
 }
 
 

@@ -26,13 +26,14 @@ sys.path.insert(0, str(REPO))
 from alertpull.timeutil import utcnow  # noqa: E402
 from tests.fakes import alertcenter, graph, intune, kandji, scc, securityhub  # noqa: E402
 from tests.fakes.aws import AwsFake  # noqa: E402
+from tests.fakes.eve import EveReplay  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
 from tests.fakes.http_fake import FakeServer  # noqa: E402
 
 ALERTPULL = str(Path(sys.executable).parent / "alertpull")
 OUT = REPO / "demo" / ".out"
 CONFIG = OUT / "alertpull.yaml"
-Replay = tuple[FakeServer, Callable[[str], dict[str, str]], dict[str, Any]]
+Replay = tuple[FakeServer | EveReplay, Callable[[str], dict[str, str]], dict[str, Any]]
 
 
 def guardduty_replay() -> Replay:
@@ -56,6 +57,13 @@ def guardduty_replay() -> Replay:
     return fake, env, source
 
 
+def suricata_replay() -> Replay:
+    """A sensor's eve.json of 2,000 lines over the last 6 hours, one in ten an alert."""
+    logs = EveReplay(OUT / "suricata")
+    source = {"type": "suricata", "path": f"{logs.url}/eve.json*"}
+    return logs, lambda _url: {}, source
+
+
 REPLAYS: dict[str, Callable[[], Replay]] = {
     "aws-demo": guardduty_replay,
     "aws-hub-demo": securityhub.demo_replay,
@@ -64,6 +72,7 @@ REPLAYS: dict[str, Callable[[], Replay]] = {
     "entra-demo": graph.demo_replay,
     "intune-demo": intune.demo_replay,
     "kandji-demo": kandji.demo_replay,
+    "suricata-demo": suricata_replay,
 }
 
 

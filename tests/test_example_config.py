@@ -16,7 +16,7 @@ EXAMPLE = (REPO / "config.example.yaml").read_text()
 
 def documented_keys(block: str) -> set[str]:
     """Keys written as `key:` or `# key:` at the start of a line."""
-    return set(re.findall(r"^\s*(?:#\s*)?([a-z_]+):", block, re.M))
+    return set(re.findall(r"^\s*(?:#\s*)?([a-z0-9_]+):", block, re.M))
 
 
 def test_every_source_type_has_a_block_documenting_all_its_options() -> None:
@@ -33,7 +33,7 @@ def test_engine_keys_are_documented_and_the_file_parses() -> None:
               for key in variant} | set(TIMING_OPTIONS)
     assert engine <= documented_keys(EXAMPLE)
     assert set(yaml.safe_load(EXAMPLE)["sources"]) == {
-        "aws-prod", "aws-hub", "gcp-org", "workspace", "entra", "intune", "kandji"}
+        "aws-prod", "aws-hub", "gcp-org", "workspace", "entra", "intune", "kandji", "sensors"}
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
