@@ -16,6 +16,7 @@ from alertpull.cursor import Cursor, Interval, Plan, VersionFilter, WindowPolicy
 from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress
+from alertpull.notify.ledger import FirstVersions
 from alertpull.ocsf import to_ocsf
 from alertpull.record import build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
@@ -52,6 +53,7 @@ class ScopePull:
         self.log = log
         self.output_format = output_format  # native | ocsf
         self.counts = Counts()
+        self.firsts = FirstVersions()  # which lines are an alert's first version (notify)
         self.versions = VersionFilter(cursor, policy.overlap, plan.end, refetch=policy.refetch,
                                       ordered=connector.ordered)
         self._window_max_ms: int | None = None
@@ -124,6 +126,7 @@ class ScopePull:
         if self.writer is not None:
             record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
             self.writer.write(self._line(record, seen_before))
+            self.firsts.add(not seen_before)
 
     def _line(self, record: dict[str, Any], seen_before: bool) -> bytes:
         if self.output_format == "ocsf":
