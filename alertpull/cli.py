@@ -384,3 +384,13 @@ def main() -> None:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set ALERTPULL_DEBUG=1 for details)",
               EXIT_SOURCE_FAILED)
+
+
+def _register_views() -> None:
+    """`alertpull alerts` lives in its own package (alertpull.alerts.command)."""
+    from alertpull.alerts.command import alerts
+
+    cli.add_command(alerts)
+
+
+_register_views()
