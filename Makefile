@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	@# tests/test_alerts.py renders the HTML report in headless Chromium (Debian's package).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(VENV)/bin/ruff check alertpull connectors tests bench demo
 	$(VENV)/bin/mypy alertpull connectors
 	$(PY) -m pytest -n 2  # two workers: the machines this runs on have two cores

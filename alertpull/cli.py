@@ -139,19 +139,32 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
     progress = setup_logging(ctx.log_format, ctx.verbosity)
     store = open_state(ctx.config.state)
     sink = open_sink(ctx.config.sink)
+    notifier = _notifier(ctx.config)
     results = []
     for source in selected:
-        result = SourceRun(source, store, sink, flags, progress).run()
+        result = SourceRun(source, store, sink, flags, progress, notifier).run()
         progress.clear()
         log_summary(result, source_logger(source.name), dry_run=dry_run)
         results.append(result)
     if sink.durable and not dry_run and any(r.counts.written for r in results):
         logging.getLogger(LOGGER).info("alerts written under %s", sink.location())
     statuses = {r.status for r in results}
+    if any(r.notify_errors for r in results):
+        statuses.add("failed")  # ingestion went on; a target failing still fails the run
     if metrics_file and not _write_metrics(metrics_file, selected, results, store):
         statuses.add("failed")
     sys.exit(EXIT_SOURCE_FAILED if "failed" in statuses else
              EXIT_LOCKED if "locked" in statuses else EXIT_OK)
+
+
+def _notifier(config: Config) -> Any:
+    """The `notify:` targets with the log they read back, or None when there are none."""
+    if not config.notify:
+        return None
+    from alertpull.alerts.reader import open_log
+    from alertpull.notify.deliver import Notifier
+
+    return Notifier(config.notify, open_log(config.sink))
 
 
 def _check_metrics_dir(path: str) -> None:
@@ -388,3 +401,13 @@ def main() -> None:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set ALERTPULL_DEBUG=1 for details)",
               EXIT_SOURCE_FAILED)
+
+
+def _register_views() -> None:
+    """`alertpull alerts` lives in its own package (alertpull.alerts.command)."""
+    from alertpull.alerts.command import alerts
+
+    cli.add_command(alerts)
+
+
+_register_views()

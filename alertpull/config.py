@@ -82,6 +82,7 @@ class Config:
     state: Mapping[str, Any]
     sink: Mapping[str, Any]
     sources: Mapping[str, SourceConfig]
+    notify: tuple[Any, ...] = ()  # alertpull.notify.config.Target, one per `notify:` item
 
 
 def _expand_env(value: str, where: str) -> str:
@@ -236,10 +237,10 @@ def parse_config(raw: Any, path: str) -> Config:
     base_dir = os.path.dirname(os.path.abspath(path))
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a YAML mapping with state, sink and sources")
-    unknown = sorted(set(raw) - {"state", "sink", "defaults", "sources"})
+    unknown = sorted(set(raw) - {"state", "sink", "defaults", "sources", "notify"})
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown top-level key; valid keys are "
-                          "state, sink, defaults, sources")
+                          "state, sink, defaults, sources, notify")
     state_raw = raw.get("state") or {"backend": "local"}
     state = validate_block(state_raw, _pick_variant(state_raw, STATE_OPTIONS, "backend", "state"),
                            "state", base_dir)
@@ -256,7 +257,10 @@ def parse_config(raw: Any, path: str) -> Config:
     if not sources_raw:
         raise ConfigError("sources: no sources configured; add at least one under 'sources:'")
     sources = {str(n): _source(str(n), d, defaults, base_dir) for n, d in sources_raw.items()}
-    return Config(path=path, state=state, sink=sink, sources=sources)
+    from alertpull.notify.config import parse_notify
+
+    notify = parse_notify(raw.get("notify"), sink, sources, base_dir)
+    return Config(path=path, state=state, sink=sink, sources=sources, notify=notify)
 
 
 def load_config(path: str) -> Config:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alertpull.notify.ledger import enqueue
 from alertpull.sinks.base import Part, Sink
 from alertpull.state.base import STATE_SCHEMA_VERSION
 
@@ -29,6 +30,7 @@ class ScopeCommit:
 
     part: Part | None
     cursor: dict[str, Any]
+    firsts: list[list[int]] = field(default_factory=list)  # first-version lines (notify)
 
 
 def new_document(source: str, source_type: str) -> dict[str, Any]:
@@ -44,13 +46,17 @@ def new_document(source: str, source_type: str) -> dict[str, Any]:
     }
 
 
-def stage_pending(doc: dict[str, Any], run_id: str, commits: dict[str, ScopeCommit]) -> None:
+def stage_pending(doc: dict[str, Any], run_id: str, commits: dict[str, ScopeCommit],
+                  notify: list[str] | None = None) -> None:
+    """Record what this run publishes; `notify`: the targets each published part is owed."""
     doc["pending"] = {
         "run_id": run_id,
         "scopes": {
-            key: {"part": c.part.to_json() if c.part else None, "cursor": c.cursor}
+            key: {"part": c.part.to_json() if c.part else None, "cursor": c.cursor,
+                  "firsts": c.firsts}
             for key, c in commits.items()
         },
+        "notify": notify or [],
     }
 
 
@@ -63,6 +69,9 @@ def publish(sink: Sink, commits: dict[str, ScopeCommit]) -> None:
 def apply_cursors(doc: dict[str, Any], commits: dict[str, ScopeCommit]) -> None:
     for key, commit in commits.items():
         doc["scopes"].setdefault(key, {})["cursor"] = commit.cursor
+    # In the same write as the cursors: the parts now published are owed to the targets.
+    enqueue(doc, [(c.part.to_json(), c.firsts) for c in commits.values() if c.part],
+            (doc.get("pending") or {}).get("notify", []))
     doc["pending"] = None
 
 
@@ -79,7 +88,7 @@ def recover_pending(doc: dict[str, Any], sink: Sink, log: logging.LoggerAdapter[
     for key, entry in pending["scopes"].items():
         part = Part.from_json(entry["part"]) if entry["part"] else None
         if part is None or sink.is_published(part) or os.path.exists(part.staged):
-            forward[key] = ScopeCommit(part, entry["cursor"])
+            forward[key] = ScopeCommit(part, entry["cursor"], entry.get("firsts", []))
         else:
             lost.append(key)
     publish(sink, forward)

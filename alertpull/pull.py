@@ -17,6 +17,7 @@ from alertpull.degraded import degraded
 from alertpull.errors import SourceError, WindowIncomplete
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress
+from alertpull.notify.ledger import FirstVersions
 from alertpull.ocsf import to_ocsf
 from alertpull.record import Normalized, build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
@@ -53,6 +54,7 @@ class ScopePull:
         self.log = log
         self.output_format = output_format  # native | ocsf
         self.counts = Counts()
+        self.firsts = FirstVersions()  # which lines are an alert's first version (notify)
         self.versions = VersionFilter(cursor, policy.overlap, plan.end,
                                       refetch_from=policy.since if policy.refetch else None,
                                       ordered=connector.ordered)
@@ -120,6 +122,7 @@ class ScopePull:
         if self.writer is not None:
             record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
             self.writer.write(self._line(record, seen_before))
+            self.firsts.add(not seen_before)
 
     def _in_window(self, alert: Normalized, window: Window) -> bool:
         """Whether the alert is this window's to write; it then counts towards the mark

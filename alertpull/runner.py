@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertpull.config import SourceConfig
 from alertpull.connector import Connector, Scope
@@ -34,6 +34,9 @@ from alertpull.pull import Counts, ScopePull
 from alertpull.sinks.base import Sink, Writer
 from alertpull.state.base import StateStore
 from alertpull.timeutil import format_duration, format_time, utcnow
+
+if TYPE_CHECKING:
+    from alertpull.notify.deliver import Notifier
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,14 @@ class SourceResult:
     seconds: float = 0.0
     watermark: str | None = None
     error: str | None = None
+    notify_errors: list[str] = field(default_factory=list)  # one line per failing target
 
 
 class SourceRun:
     def __init__(self, config: SourceConfig, store: StateStore, sink: Sink, flags: FetchFlags,
-                 progress: Progress) -> None:
+                 progress: Progress, notifier: Notifier | None = None) -> None:
         self.config = config
+        self.notifier = notifier
         self.store = store
         self.sink = sink
         self.flags = flags
@@ -154,7 +159,8 @@ class SourceRun:
             part = writer.close() if writer is not None and writer.records else None
             if writer is not None and part is None:
                 writer.discard()
-            outcome = ScopeOutcome(scope, pull.counts, ScopeCommit(part, new_cursor.to_json()))
+            outcome = ScopeOutcome(scope, pull.counts, ScopeCommit(part, new_cursor.to_json(),
+                                                     pull.firsts.ranges if part else []))
             if plan.lost and policy.retention:
                 # What remains is pulled and committed; the loss is still a failure.
                 start, end = (format_time(t) for t in plan.lost)
@@ -185,7 +191,7 @@ class SourceRun:
         commits = {o.scope.key: o.commit for o in outcomes if o.commit is not None}
         if not self.flags.dry_run:
             if self.sink.durable and any(c.part for c in commits.values()):
-                stage_pending(doc, self.run_id, commits)
+                stage_pending(doc, self.run_id, commits, self._owed_to())
                 failpoint("before_pending")
                 token = self.store.save(name, doc, token)
                 failpoint("after_pending")
@@ -194,8 +200,9 @@ class SourceRun:
             apply_cursors(doc, commits)
             self._record_run(doc, counts, error)
             _record_gaps(doc, outcomes, ok=error is None)
-            self.store.save(name, doc, token)
+            token = self.store.save(name, doc, token)
             failpoint("after_commit")
+        notify_errors = self._notify(doc, token) if not self.flags.dry_run else []
         watermarks = [c.cursor["watermark"] for c in commits.values() if c.cursor["watermark"]]
         return SourceResult(
             name=name,
@@ -204,7 +211,29 @@ class SourceRun:
             scopes=len(outcomes),
             watermark=min(watermarks) if watermarks else None,
             error=error,
+            notify_errors=notify_errors,
         )
+
+    def _owed_to(self) -> list[str]:
+        """Keys of the targets this run's published parts are owed to (see notify.ledger)."""
+        if self.notifier is None:
+            return []
+        return self.notifier.keys_for(self.config.name, self.flags.output_format)
+
+    def _notify(self, doc: dict[str, Any], token: Any) -> list[str]:
+        """After the commit: deliver what the published parts owe the targets, each
+        target's position saved once it accepted."""
+        if self.notifier is None or not doc.get("notify"):
+            return []
+
+        def save(updated: dict[str, Any]) -> None:
+            nonlocal token
+            token = self.store.save(self.config.name, updated, token)
+
+        errors = self.notifier.deliver(doc, save, self.log)
+        for line in errors:
+            self.log.error("notify: %s", line)
+        return errors
 
     def _record_run(self, doc: dict[str, Any], counts: Counts, error: str | None) -> None:
         finished = format_time(utcnow())
