@@ -14,10 +14,12 @@ Create: consumers should upsert on `finding_info.uid`, not trust Create to mean 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from alertpull.connector import Vendor
 from alertpull.record import ID_NAMESPACE, canonical_json
@@ -67,6 +69,34 @@ _TECHNIQUE = re.compile(r"^T\d{4}$")
 _SUB_TECHNIQUE = re.compile(r"^(T\d{4})\.\d{3}$")
 _TACTIC = re.compile(r"^TA\d{4}$")
 SHA256_ALGORITHM_ID = 3
+# The schema's own email_t pattern (ocsf-json-schema 1.8.0), so what we type validates.
+_EMAIL = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
+
+
+def _is_email(value: str) -> bool:
+    return _EMAIL.match(value) is not None
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return False
+    return bool(parts.scheme and parts.netloc)
+
+
+# A value that breaks its OCSF format is left out of the typed field (the record's raw
+# keeps it): per OCSF attribute of an entity, and per related{} kind of an observable.
+ATTRIBUTE_CHECKS = {"email_addr": _is_email}
+RELATED_CHECKS = {"ips": _is_ip, "urls": _is_url, "emails": _is_email}
 
 
 def to_ocsf(record: Mapping[str, Any], *, seen_before: bool, vendor: Vendor | None = None,
@@ -226,8 +256,11 @@ def _id_or_name(value: str, id_pattern: re.Pattern[str]) -> dict[str, str]:
 
 def _entity(entity: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
     """An OCSF object from a record entity; keys without an attribute go to `data`."""
-    mapped = {keys[k]: str(v) for k, v in entity.items() if k in keys and v is not None}
-    rest = {k: v for k, v in entity.items() if k not in keys}
+    typed = {k: str(v) for k, v in entity.items() if k in keys and v is not None}
+    fitting = {k: v for k, v in typed.items()
+               if ATTRIBUTE_CHECKS.get(keys[k], lambda _: True)(v)}
+    mapped = {keys[k]: v for k, v in fitting.items()}
+    rest = {k: v for k, v in entity.items() if k not in keys or (k in typed and k not in fitting)}
     return {**mapped, "data": rest or None}
 
 
@@ -289,8 +322,10 @@ def _evidence(kind: str, mapped: dict[str, Any], entity: Mapping[str, Any]) -> d
 def _observables(related: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
     for kind, values in related.items():
         type_id, caption = OBSERVABLE_TYPES[kind]
+        fits = RELATED_CHECKS.get(kind, lambda _: True)
         for value in values:
-            yield {"type_id": type_id, "type": caption, "value": value}
+            if fits(value):
+                yield {"type_id": type_id, "type": caption, "value": value}
 
 
 def _unmapped(record: Mapping[str, Any], cloud: dict[str, Any] | None,

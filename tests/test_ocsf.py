@@ -387,3 +387,16 @@ def test_an_unknown_sink_format_is_a_config_error(aws: AwsWorld) -> None:
     assert "sink.format" in result.stderr and "native, ocsf" in result.stderr
     assert aws.fake.requests == []
 
+
+
+def test_values_that_break_an_ocsf_format_stay_out_of_the_typed_fields() -> None:
+    [record, *_] = fixture_records("workspace_alertcenter")
+    garbage = {**record, "users": [{"id": "u1", "email": "not an email"}],
+               "related": {"ips": ["10.0.0.1", "999.1.1.1"], "urls": ["nowhere"],
+                           "emails": ["a@example.com", "@@"]}}
+    [event] = check_ocsf([to_ocsf(garbage, seen_before=False)])
+    values = {o["value"] for o in event["observables"]}
+    assert values == {"10.0.0.1", "a@example.com"}
+    [user] = [e for e in event["evidences"] if "user" in e]
+    assert "email_addr" not in user["user"] and user["data"] == {"email": "not an email"}
+    assert json.loads(event["raw_data"]) == record["raw"]
