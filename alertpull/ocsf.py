@@ -14,7 +14,6 @@ Create: consumers should upsert on `finding_info.uid`, not trust Create to mean 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alertpull.connector import Vendor
-from alertpull.record import ID_NAMESPACE, canonical_json
+from alertpull.record import ID_NAMESPACE, canonical_json, is_ip_address
 from alertpull.timeutil import parse_time, to_epoch_ms
 
 OCSF_VERSION = "1.8.0"
@@ -77,14 +76,6 @@ def _is_email(value: str) -> bool:
     return _EMAIL.match(value) is not None
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -96,7 +87,7 @@ def _is_url(value: str) -> bool:
 # A value that breaks its OCSF format is left out of the typed field (the record's raw
 # keeps it): per OCSF attribute of an entity, and per related{} kind of an observable.
 ATTRIBUTE_CHECKS = {"email_addr": _is_email}
-RELATED_CHECKS = {"ips": _is_ip, "urls": _is_url, "emails": _is_email}
+RELATED_CHECKS = {"ips": is_ip_address, "urls": _is_url, "emails": _is_email}
 
 
 def to_ocsf(record: Mapping[str, Any], *, seen_before: bool, vendor: Vendor | None = None,

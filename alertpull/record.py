@@ -8,6 +8,7 @@ identity (`dedup_key`, `id`), the content hash (`raw_sha256`) and the provenance
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -99,6 +100,15 @@ def dig(obj: Any, *path: str) -> Any:
 def text(value: Any) -> str | None:
     """A vendor's non-empty string, or None for anything else (absent, empty, not text)."""
     return value if isinstance(value, str) and value else None
+
+
+def is_ip_address(value: str) -> bool:
+    """Whether a vendor's string is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def holds_something(value: Any) -> bool:

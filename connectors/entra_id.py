@@ -16,7 +16,6 @@ Offline risk detections surface up to 48 h late: their scope re-reads 48 h, aler
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -28,7 +27,15 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
-from alertpull.record import Normalized, compact, dig, text, unique_objects, unique_strings
+from alertpull.record import (
+    Normalized,
+    compact,
+    dig,
+    is_ip_address,
+    text,
+    unique_objects,
+    unique_strings,
+)
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -437,12 +444,6 @@ def _split(value: Any) -> list[str]:
 
 def _ips(values: Iterable[Any]) -> list[str]:
     """Valid IP addresses only (Graph's own docs example has 123.456.7.89); raw keeps all."""
-    return [v for v in unique_strings(values) if _is_ip(v)]
+    return [v for v in unique_strings(values) if is_ip_address(v)]
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
