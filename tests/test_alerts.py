@@ -68,7 +68,7 @@ def test_alerts_prints_the_latest_version_of_each_alert_newest_first(
     expected = latest(records)
     shown = alerts_json(aws)
     assert [a["id"] for a in shown] == [r["id"] for r in sorted(
-        expected.values(), key=lambda r: (r["updated_at"], r["pulled_at"]), reverse=True)]
+        expected.values(), key=lambda r: (r["updated_at"], r["pulled_at"], r["id"]), reverse=True)]
     assert shown == [expected[a["id"]] for a in shown]  # whole records, raw included
     assert shown[0]["count"] == expected[shown[0]["id"]]["count"]
 

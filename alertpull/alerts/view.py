@@ -79,7 +79,8 @@ def current(log: Log, query: Query) -> list[dict[str, Any]]:
         if query.statuses and record["status"] not in query.statuses:
             continue
         chosen.append(record)
-    chosen.sort(key=lambda r: (r["updated_at"], r["pulled_at"]), reverse=True)
+    # The id settles ties, so equal times list in the same order on every read.
+    chosen.sort(key=lambda r: (r["updated_at"], r["pulled_at"], r["id"]), reverse=True)
     return chosen[: query.limit] if query.limit is not None else chosen
 
 
