@@ -6,6 +6,7 @@ imported inside the commands, so `alertpull --help` stays fast and SDK-free.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,10 +26,11 @@ from alertpull.errors import (
     AlertpullError,
     ConfigError,
 )
+from alertpull.shutdown import Stopped, ignore_signals, install_handlers
 
 if TYPE_CHECKING:
     from alertpull.config import Config, SourceConfig
-    from alertpull.runner import SourceResult
+    from alertpull.runner import SourceResult, SourceRun
     from alertpull.state.base import StateStore
 
 DEFAULT_CONFIG = "alertpull.yaml"
@@ -96,7 +98,8 @@ def cli(ctx: click.Context, config_path: str, log_format: str | None, verbose: i
         quiet: int) -> None:
     """Pull the alerts your security products raised into one append-only JSONL log.
 
-    Exit codes: 0 all ok; 1 a source failed; 2 usage or config error; 75 lock held.
+    Exit codes: 0 all ok; 1 a source failed; 2 usage or config error; 75 lock held;
+    143 stopped by SIGTERM, 130 by SIGINT (nothing half-written published, locks released).
     """
     ctx.obj = Context(config_path, log_format, verbose - quiet)
 
@@ -141,8 +144,14 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
     sink = open_sink(ctx.config.sink)
     notifier = _notifier(ctx.config)
     results = []
-    for source in selected:
-        result = SourceRun(source, store, sink, flags, progress, notifier).run()
+    for index, source in enumerate(selected):
+        run = SourceRun(source, store, sink, flags, progress, notifier)
+        try:
+            result = run.run()
+        except Stopped as stop:
+            progress.clear()
+            stop.detail = _stopped_detail(run, selected[index + 1:])
+            raise
         progress.clear()
         log_summary(result, source_logger(source.name), dry_run=dry_run)
         results.append(result)
@@ -155,6 +164,14 @@ def fetch(ctx: Context, sources: tuple[str, ...], all_sources: bool, since: str 
         statuses.add("failed")
     sys.exit(EXIT_SOURCE_FAILED if "failed" in statuses else
              EXIT_LOCKED if "locked" in statuses else EXIT_OK)
+
+
+def _stopped_detail(run: SourceRun, not_run: list[SourceConfig]) -> str:
+    """The source a stop cut short, and those it kept from running."""
+    detail = run.stopped_line()
+    if not_run:
+        detail += f"; not run: {', '.join(s.name for s in not_run)}"
+    return detail
 
 
 def _notifier(config: Config) -> Any:
@@ -382,7 +399,19 @@ def schema() -> None:
     click.echo(files("alertpull").joinpath("schema/record.schema.json").read_text())
 
 
+def _stopped(stop: Stopped) -> NoReturn:
+    """One line, then exit 128+signal. Locks and leases are released by now; os._exit,
+    because a normal exit would wait for worker threads stalled in a vendor call."""
+    click.echo(f"alertpull: stopped by {stop.name}" + (f"; {stop.detail}" if stop.detail else ""),
+               err=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(stop.exit_code)
+
+
 def main() -> None:
+    install_handlers()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -394,13 +423,15 @@ def main() -> None:
         _fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except AlertpullError as exc:
         _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except Stopped as stop:
+        _stopped(stop)
     except Exception as exc:  # never a traceback under cron unless asked for
         if os.environ.get("ALERTPULL_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set ALERTPULL_DEBUG=1 for details)",
               EXIT_SOURCE_FAILED)
+    finally:
+        ignore_signals()
 
 
 def _register_views() -> None:

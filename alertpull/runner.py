@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from alertpull.errors import AlertpullError, LockHeld
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress, source_logger
 from alertpull.pull import Counts, ScopePull
+from alertpull.shutdown import Stopped, deferred, results
 from alertpull.sinks.base import Sink, Writer
 from alertpull.state.base import StateStore
 from alertpull.timeutil import format_duration, format_time, utcnow
@@ -81,12 +83,22 @@ class SourceRun:
         self.log = source_logger(config.name)
         self.started = utcnow()
         self.run_id = secrets.token_hex(4)
+        self.recorded = False  # this run's pending delivery is in state
+        self.committed = False  # this run's output and cursors are committed
 
     def run(self) -> SourceResult:
+        """The source's result; a shutdown signal raises Stopped once the lock is released
+        and what this run staged is discarded."""
         clock = time.monotonic()
         try:
-            with self.store.lock(self.config.name):
-                result = self._run_locked()
+            with ExitStack() as held:
+                with deferred():  # a stop halfway through taking an S3 lease would leak it
+                    held.enter_context(self.store.lock(self.config.name))
+                try:
+                    result = self._run_locked()
+                except Stopped:
+                    self._discard_staged()
+                    raise
         except LockHeld as exc:
             result = SourceResult(self.config.name, "locked", error=str(exc))
         except AlertpullError as exc:
@@ -96,14 +108,37 @@ class SourceRun:
         result.seconds = round(time.monotonic() - clock, 3)
         return result
 
+    def stopped_line(self) -> str:
+        """What a stop during this run leaves, for the one line the stopped process prints."""
+        name = self.config.name
+        if self.committed:
+            return f"{name}: finished before the stop, its output and cursor committed"
+        if self.recorded:
+            return f"{name}: stopped while publishing; the next run completes it"
+        if not self.sink.durable and not self.flags.dry_run:
+            return (f"{name}: the cursor did not move, the next run resumes from it (lines "
+                    f"already on {self.sink.location()} may be written again)")
+        return f"{name}: nothing published this run, the next run resumes from the cursor"
+
+    def _discard_staged(self) -> None:
+        """Stopped before its delivery was recorded: nothing staged will be published.
+        (Scopes still pulling may write on into their unlinked files, seen by no one.)"""
+        if self.recorded or self.committed or self.flags.dry_run:
+            return
+        try:
+            self.sink.discard_orphans(self.config.name)
+        except OSError:  # the next run's start discards them again
+            self.log.debug("could not discard staged output", exc_info=True)
+
     def _run_locked(self) -> SourceResult:
         name = self.config.name
         doc, token = self.store.load(name)
         doc = doc or new_document(name, self.config.type)
         if not self.flags.dry_run:
-            if recover_pending(doc, self.sink, self.log):
-                token = self.store.save(name, doc, token)
-            self.sink.discard_orphans(name)
+            with deferred():  # finishing an earlier run's delivery is publish-and-commit too
+                if recover_pending(doc, self.sink, self.log):
+                    token = self.store.save(name, doc, token)
+                self.sink.discard_orphans(name)
         connector = connector_class(self.config.type)(name, self.config.settings, self.log)
         try:
             scopes = connector.scopes()
@@ -138,8 +173,16 @@ class SourceRun:
             return self._pull_scope(connector, scope, cursor, self._policy(connector, scope))
 
         workers = max(1, min(self.config.timing["concurrency"], len(scopes)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope") as pool:
-            return list(pool.map(pull, scopes))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope")
+        futures = [pool.submit(pull, scope) for scope in scopes]
+        try:
+            outcomes = results(futures)
+        except Stopped:
+            # Not waiting for scopes stalled in a vendor call: a stop is due in seconds.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return outcomes
 
     def _pull_scope(self, connector: Connector, scope: Scope, cursor: Cursor,
                     policy: WindowPolicy) -> ScopeOutcome:
@@ -190,18 +233,23 @@ class SourceRun:
             counts.add(outcome.counts)
         commits = {o.scope.key: o.commit for o in outcomes if o.commit is not None}
         if not self.flags.dry_run:
-            if self.sink.durable and any(c.part for c in commits.values()):
-                stage_pending(doc, self.run_id, commits, self._owed_to())
-                failpoint("before_pending")
+            # Once begun, publish-and-commit completes (it takes well under a second): a
+            # stop then leaves the source fully delivered rather than to be recovered.
+            with deferred():
+                if self.sink.durable and any(c.part for c in commits.values()):
+                    stage_pending(doc, self.run_id, commits, self._owed_to())
+                    failpoint("before_pending")
+                    token = self.store.save(name, doc, token)
+                    self.recorded = True
+                    failpoint("after_pending")
+                    publish(self.sink, commits)
+                    failpoint("after_publish")
+                apply_cursors(doc, commits)
+                self._record_run(doc, counts, error)
+                _record_gaps(doc, outcomes, ok=error is None)
                 token = self.store.save(name, doc, token)
-                failpoint("after_pending")
-                publish(self.sink, commits)
-                failpoint("after_publish")
-            apply_cursors(doc, commits)
-            self._record_run(doc, counts, error)
-            _record_gaps(doc, outcomes, ok=error is None)
-            token = self.store.save(name, doc, token)
-            failpoint("after_commit")
+                self.committed = True
+                failpoint("after_commit")
         notify_errors = self._notify(doc, token) if not self.flags.dry_run else []
         watermarks = [c.cursor["watermark"] for c in commits.values() if c.cursor["watermark"]]
         return SourceResult(
