@@ -52,6 +52,12 @@ BAD_CONFIGS = [
     ("sources: {aws: {type: guardduty, overlap: 99999999999d}}\n", "sources.aws.overlap"),
     ("defaults: {first_run_since: 1m}\nsources: {aws: {type: guardduty}}\n", "first_run_since"),
     ("sources: [aws]\n", "expected a mapping of source name"),
+    ("sources: {aws: {type: guardduty, timeout_seconds: -0.5}}\n",
+     "sources.aws.timeout_seconds: expected a positive number of seconds, e.g. 30 or 0.5, "
+     "got -0.5"),
+    ("sources: {aws: {type: guardduty, timeout_seconds: soon}}\n",
+     "sources.aws.timeout_seconds: expected a positive number of seconds"),
+    ("sources: {aws: {type: guardduty, settle: 1.5.0s}}\n", "sources.aws.settle"),
     ("sources: {k: {type: kandji, base_url: 'https://a.api.kandji.io', api_token: t, "
      "streams: [audit_events, alerts]}}\n",
      "sources.k.streams: alerts is not one of audit_events, behavioral_detections"),

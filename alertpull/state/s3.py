@@ -36,8 +36,8 @@ class S3StateStore(StateStore):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.bucket: str = settings["bucket"]
         self.prefix: str = settings.get("prefix", "alertpull/state")
-        self.lease_seconds = int(settings.get("lease_seconds", 900))
-        if self.lease_seconds < 1:
+        self.lease_seconds = float(settings.get("lease_seconds", 900))
+        if not self.lease_seconds > 0:
             raise ConfigError("state.lease_seconds must be a positive number of seconds")
         self.client = s3_client(settings)
 
