@@ -194,7 +194,7 @@ def test_check_reports_the_account_and_fails_for_a_broken_source(aws: AwsWorld) 
     ok = aws.cli("check")
     assert ok.returncode == 0 and "aws: ok" in ok.stdout and "123456789012" in ok.stdout
     aws.write_config(sources={"aws": {"type": "guardduty", "regions": ["us-east-1"],
-                                      "endpoint_url": "http://127.0.0.1:9"}})
+                                      "endpoint_url": "http://127.0.0.1:9", "max_retries": 0}})
     broken = aws.cli("check")
     assert broken.returncode == 1 and "aws: FAILED" in broken.stdout
     assert "Traceback" not in broken.stdout + broken.stderr

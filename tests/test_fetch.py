@@ -126,7 +126,7 @@ def test_one_failing_source_does_not_stop_the_others(aws: AwsWorld) -> None:
     aws.write_config(sources={
         "aws": {"type": "guardduty", "regions": ["us-east-1"]},
         "broken": {"type": "guardduty", "regions": ["us-east-1"],
-                   "endpoint_url": "http://127.0.0.1:9"},  # nothing listens there
+                   "endpoint_url": "http://127.0.0.1:9", "max_retries": 0},  # nothing listens there
     })
     result = aws.cli("--log-format", "json", "fetch", "--all")
     assert result.returncode == 1
