@@ -248,6 +248,8 @@ TRANSIENT: dict[str, Callable[[Subject], list[Fault]]] = {
     "stall": lambda s: [Fault(delay=STALL)],
     "truncated-json": lambda s: [Fault(response=TRUNCATED_JSON)],
 }
+
+
 @pytest.mark.parametrize(("type_name", "fault"),
                          [(type_name, fault) for type_name in TYPES for fault in TRANSIENT])
 def test_a_transient_fault_is_retried_and_every_alert_written_once(
