@@ -48,11 +48,13 @@ class Log(ABC):
         """A part's raw bytes; SourceError when it cannot be read."""
 
     def select(self, sources: Iterable[str] | None = None,
-               since_day: str | None = None) -> Iterator[str]:
-        """Every published part of these sources in partitions dt >= since_day."""
-        for _, day, where in self.partitions(sources):
+               since_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(source, part) of every published part of these sources in partitions
+        dt >= since_day."""
+        for source, day, where in self.partitions(sources):
             if since_day is None or day >= since_day:
-                yield from self.parts(where)
+                for part in self.parts(where):
+                    yield source, part
 
     def lines(self, part: str) -> Iterator[bytes]:
         with self.open(part) as raw:
