@@ -131,10 +131,16 @@ class Memory:
     `previous` is what the last successful run left; a connector that keeps memory sets
     `current`, and the runner commits it with the cursor, after the output is published.
     One Memory is shared by every window of a scope in a run.
+
+    `unparsed` is where a connector that reads raw input (files, objects) counts what it
+    read but could not make an alert of, such as a line that is not JSON: the engine adds
+    it to the run's counts, so it shows in the run summary and `status`, not only in the
+    connector's warning.
     """
 
     previous: Mapping[str, Any] | None = None
     current: dict[str, Any] | None = None
+    unparsed: int = 0
 
 
 class Connector(ABC):

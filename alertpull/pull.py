@@ -32,6 +32,7 @@ class Counts:
     degraded: int = 0  # written as degraded records: their mapping failed
     out_of_window: int = 0
     pages: int = 0
+    unparsed: int = 0  # input the connector read but could not make an alert of (Memory)
 
     def add(self, other: Counts) -> None:
         for name, value in asdict(other).items():
@@ -78,6 +79,7 @@ class ScopePull:
                 pulled.extend(self._cut_short(window, exc, progressed=bool(pulled)))
                 break
             pulled.append((window.start, window.end))
+        self.counts.unparsed += memory.unparsed
         return advance(self.cursor, pulled, self.versions, memory.current)
 
     def _cut_short(self, window: Window, exc: WindowIncomplete,

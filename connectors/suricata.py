@@ -107,15 +107,17 @@ class SuricataConnector(Connector):
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         if memory.current is not None:
             return  # a later window of this run (a backfill): the position has been read
+        unparsed_before = self.events.unparsed
         if self.settings["path"] is not None:
             files = EveFiles(self.settings["path"], memory.previous, self.events, self.log)
             yield from _pages(files.read())
             memory.current = files.memory()
-            return
-        events, position = self._s3().read(scope.params["stream"], scope.params["dated"],
-                                           memory.previous, first_since=window.start)
-        yield from _pages(events)
-        memory.current = position
+        else:
+            events, position = self._s3().read(scope.params["stream"], scope.params["dated"],
+                                               memory.previous, first_since=window.start)
+            yield from _pages(events)
+            memory.current = position
+        memory.unparsed += self.events.unparsed - unparsed_before  # this scope's share
 
     def landmarks(self, scope: Scope) -> Landmarks:
         return LANDMARKS
