@@ -36,7 +36,12 @@ def _raw(n: int, version: int, moment: str, rng: random.Random) -> dict[str, Any
         "service": {"archived": False, "count": version + 1, "detectorId": "0123456789abcdef",
                     "eventFirstSeen": moment, "eventLastSeen": moment,
                     "action": {"actionType": "DNS_REQUEST", "dnsRequestAction": {
-                        "domain": f"c2-{n % 997}.example.net", "protocol": "UDP"}}},
+                        "domain": f"c2-{n % 997}.example.net", "protocol": "UDP"}},
+                    # What varies between findings, as real ones do (ids, peers, ports).
+                    "additionalInfo": {"requestId": rng.randbytes(16).hex(),
+                                       "remoteIp": ".".join(str(rng.randrange(1, 255))
+                                                            for _ in range(4)),
+                                       "localPort": rng.randrange(1024, 65535)}},
     }
 
 
