@@ -29,7 +29,9 @@ from alertpull.timeutil import format_time, parse_time_or_none
 OPEN = ("new", "in_progress")
 SEVERITY_ORDER = sorted(SEVERITY_IDS, key=lambda s: -SEVERITY_IDS[s])  # critical first
 _RAW = b',"raw":'
-_HEAD = frozenset(("id", "updated_at", "pulled_at", "severity", "status", "created_at"))
+# What a pass reads of every line: choosing, counting, and finding one alert's versions.
+_HEAD = frozenset(("id", "dedup_key", "native_id", "updated_at", "pulled_at", "severity",
+                   "status", "created_at"))
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,6 @@ def _parsed(part: str, number: int, line: bytes,
             "reads the native format; query OCSF output with DuckDB or Athena "
             "(see docs/working-with-the-log.md)")
     return record  # type: ignore[no-any-return]
-
-
-def records(log: Log, sources: Iterable[str] | None) -> Iterator[dict[str, Any]]:
-    """Every published record of these sources, whole."""
-    for _, part in log.select(sources):
-        for number, line in enumerate(log.lines(part), 1):
-            yield _parsed(part, number, line)
 
 
 class Entry(NamedTuple):
@@ -217,14 +212,19 @@ def summarize(alerts: Iterable[dict[str, Any]]) -> list[SourceSummary]:
 
 
 def versions(log: Log, wanted: str, sources: Iterable[str] | None) -> list[dict[str, Any]]:
-    """Every version of one alert (by id, dedup_key or native_id), oldest first."""
-    found = [r for r in records(log, sources)
-             if wanted in (r["id"], r.get("dedup_key"), r.get("native_id"))]
+    """Every version of one alert (by id, dedup_key or native_id), oldest first; only the
+    lines whose head names it are parsed whole."""
+    found = []
+    for _, part in log.select(sources):
+        for number, line in enumerate(log.lines(part), 1):
+            fields = _parsed(part, number, line, head)
+            if wanted in (fields["id"], fields.get("dedup_key"), fields.get("native_id")):
+                found.append(_parsed(part, number, line))
     ids = {r["id"] for r in found}
     if len(ids) > 1:
         raise ConfigError(f"{wanted} names {len(ids)} alerts (one native id in several "
                           "sources or tenants); give its id: " + ", ".join(sorted(ids)))
-    return sorted(found, key=lambda r: (r["updated_at"], r["pulled_at"]))
+    return sorted(found, key=lambda r: (r["updated_at"] or "", r["pulled_at"]))
 
 
 TRACKED = ("status", "severity", "assignee", "count")
