@@ -85,7 +85,7 @@ class Entry(NamedTuple):
     order: str  # updated_at NUL pulled_at: sorts as the pair does, in one string
     severity: str
     status: str
-    created_at: str | None
+    created_at: str | None  # kept for open alerts only: the summary's oldest open one
     part: int  # index into Latest.parts
     line: int  # its line number in that part, from 1
 
@@ -122,9 +122,10 @@ def latest(log: Log, query: Query) -> Latest:
             order = order_key(record)
             held = entries.get(record["id"])
             if held is None or order >= held.order:  # equal: the later line is the later write
+                status = sys.intern(record["status"])
                 entries[record["id"]] = Entry(
-                    order, sys.intern(record["severity"]), sys.intern(record["status"]),
-                    record["created_at"], part_no, number)
+                    order, sys.intern(record["severity"]), status,
+                    record["created_at"] if status in OPEN else None, part_no, number)
     return found
 
 
