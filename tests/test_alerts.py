@@ -20,6 +20,7 @@ import pytest
 
 from alertpull.alerts.reader import LocalLog
 from alertpull.alerts.view import Query, current, open_alerts, summarize
+from alertpull.errors import SourceError
 from alertpull.record import SEVERITY_IDS
 from tests.aws_env import AwsWorld
 from tests.conftest import ALERTPULL
@@ -245,6 +246,10 @@ def test_the_head_of_a_line_is_read_only_when_it_is_the_records_own(tmp_path: Pa
     part.write_text(json.dumps(nested, separators=(",", ":")) + "\n")
     [shown] = current(LocalLog(str(tmp_path)), Query(), ("id", "status"))
     assert shown == {"id": record["id"], "status": record["status"]}
+    cut = part.with_name("000002-run-0000.jsonl")  # a line cut short inside its raw
+    cut.write_bytes(next(lines(2, 2))[2][:-40] + b"\n")
+    with pytest.raises(SourceError, match=f"{cut} line 1 is not JSON"):
+        summarize(open_alerts(LocalLog(str(tmp_path)), Query()))
 
 
 def test_alerts_and_notify_read_an_s3_log(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,11 +50,12 @@ def head(line: bytes) -> dict[str, Any]:
     payload, the bulk of a line, so parsing only the head is several times faster.
     `,"raw":` cannot occur inside a JSON string (a quote there is escaped), so the cut is
     either just before the top-level raw, or inside a nested object, where the head then
-    does not parse (a container is left open) and the whole line is parsed instead.
+    does not parse (a container is left open) and the whole line is parsed instead. A
+    line cut short (it does not end its object) is parsed whole too, to fail as it should.
     JSONDecodeError when the line is not JSON.
     """
     cut = line.find(_RAW)
-    if cut > 0:
+    if cut > 0 and line.endswith(b"}"):
         try:
             fields = orjson.loads(line[:cut] + b"}")
         except orjson.JSONDecodeError:
