@@ -55,7 +55,9 @@ def with_files_in_place(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 def test_config_block_loads(where: str, text: str, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     for name in set(re.findall(r"\$\{(\w+)\}", text)):
-        monkeypatch.setenv(name, str(tmp_path) if name.endswith("_DIRECTORY") else "x-value")
+        monkeypatch.setenv(name, str(tmp_path) if name.endswith("_DIRECTORY") else
+                           "https://hooks.example.com/x" if name.endswith("_WEBHOOK") else
+                           "x-value")
     raw = with_files_in_place(yaml.safe_load(text), tmp_path)
     config = parse_config(raw, str(tmp_path / "alertpull.yaml"))
     assert set(config.sources) == set(raw["sources"])
