@@ -26,7 +26,8 @@ class Option:
     """One key of a source's config block.
 
     kind: "str", "path" (relative to the config file, ~ expanded), "int", "bool",
-    "duration", "list", "map". A `secret` option accepts a
+    "duration", "list", "map", "path_or_mapping" (a path, or that file's content inline).
+    A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
     `choices` limits a string, or every item of a (non-empty) list, to those values.
     An "int" is at least `minimum`.
@@ -155,6 +156,12 @@ class Connector(ABC):
         self.log = log
 
     @classmethod
+    def configured(cls, where: str, data: Mapping[str, Any], base_dir: str) -> type[Connector]:
+        """The class that pulls this source block: itself, except for a type whose options
+        depend on the block (`type: rest` takes the options its spec declares)."""
+        return cls
+
+    @classmethod
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         """Raise ConfigError for what the option types cannot say (e.g. "exactly one of
         two keys"), while the config loads: a wrong config exits 2 before anything runs."""
@@ -189,6 +196,12 @@ class Connector(ABC):
         record. None (every connector whose vendor has its own format): the record is
         mapped."""
         return None
+
+    def version_view(self, raw: Any) -> Any:
+        """What version dedup hashes: raw itself, or raw without the fields whose change
+        alone is not a new version (a vendor that touches a timestamp and nothing else).
+        The record's `raw` and `raw_sha256` stay those of the verbatim object."""
+        return raw
 
     def landmarks(self, scope: Scope) -> Landmarks:
         """Where the raw alerts of this scope keep their id, title and times."""

@@ -113,9 +113,11 @@ class ScopePull:
             if not self._in_window(alert, window):
                 return
         sha = sha or raw_sha256(raw)
+        view = self.connector.version_view(raw)
+        version = sha if view is raw else raw_sha256(view)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), sha):
+        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), version):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
