@@ -41,12 +41,12 @@ from alertpull.http import (
     make_session,
 )
 from alertpull.log import redact_in_logs
-from alertpull.record import Normalized, parse_json
+from alertpull.record import Normalized, parse_json, raw_sha256
 from alertpull.rest import mapping
 from alertpull.rest.auth import Authenticator
 from alertpull.rest.render import format_bound, render, render_all
 from alertpull.rest.spec import Call, Spec, load_spec
-from alertpull.timeutil import utcnow
+from alertpull.timeutil import to_epoch_ms, utcnow
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SPEC_OPTION = Option("path_or_mapping", required=True,
@@ -115,7 +115,7 @@ class RestConnector(Connector):
         if spec.position is None:
             values["start"] = format_bound(window.start, spec.time_format)
             values["end"] = format_bound(window.end, spec.time_format)
-            yield from self._records(spec.request, values)
+            yield from self._new_versions(self._records(spec.request, values), window, memory)
             return
         if memory.current is not None:
             return  # a later window of this run: the position was read once already
@@ -123,6 +123,47 @@ class RestConnector(Connector):
         newest = [position]
         yield from self._records(spec.request, {**values, "position": position}, newest)
         memory.current = {"position": max(newest, key=_order)}
+
+    def _new_versions(self, pages: Iterator[list[Any]], window: Window,
+                      memory: Memory) -> Iterator[list[Any]]:
+        """Pages less the alerts whose only change is in `version_ignores`, as remembered
+        for `version_memory` (the engine's own memory spans only the overlap: a vendor that
+        touches an alert days later would otherwise write it again). Only what lies in the
+        window is remembered: what the engine drops as outside it was never written."""
+        spec = self.the_spec
+        if spec.version_memory is None:
+            yield from pages
+            return
+        if memory.current is None:
+            memory.current = {"versions": dict((memory.previous or {}).get("versions", {}))}
+        remembered: dict[str, list[Any]] = memory.current["versions"]
+        start, end = to_epoch_ms(window.start), to_epoch_ms(window.end)
+        for page in pages:
+            kept = []
+            for raw in page:
+                identity = self._identity(raw)
+                if identity is None:
+                    kept.append(raw)  # unreadable: normalize() reports it, degraded
+                    continue
+                key, changed_ms = identity
+                digest = raw_sha256(self.version_view(raw))[:32]
+                if remembered.get(key, [None])[0] == digest:
+                    continue  # touched, not changed
+                kept.append(raw)
+                if start <= changed_ms < end:
+                    remembered[key] = [digest, changed_ms]
+            yield kept
+        horizon = to_epoch_ms(utcnow() - spec.version_memory)
+        memory.current["versions"] = {k: v for k, v in remembered.items() if v[1] >= horizon}
+
+    def _identity(self, raw: Any) -> tuple[str, int] | None:
+        fields = self.the_spec.fields
+        try:
+            native_id = fields.id.search(raw)
+            changed = mapping.to_time(fields.changed_at.search(raw), "changed_at")
+        except Exception:  # what cannot be read is normalize()'s to report
+            return None
+        return (str(native_id), to_epoch_ms(changed)) if native_id is not None else None
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         alert = mapping.normalize(raw, self.the_spec.fields, self.host, self._plain())

@@ -108,6 +108,9 @@ class Spec:
     position: Position | None = None
     time_format: str = "rfc3339"
     version_ignores: tuple[str, ...] = ()
+    # How long the versions of alerts are remembered beyond the engine's overlap memory, so
+    # that a touch-only update arriving days later is still recognised (None: no longer).
+    version_memory: timedelta | None = None
     rate: tuple[int, float] | None = None  # calls per seconds
     retention: timedelta | None = None
     overlap: timedelta = timedelta(hours=1)
@@ -279,6 +282,7 @@ def parse_spec(data: Any, source: str) -> Spec:
         position=position,
         time_format=time_format,
         version_ignores=tuple(_strings(top, "version_ignores")),
+        version_memory=_duration(top, "version_memory"),
         rate=rate,
         retention=_duration(top, "retention"),
         overlap=_duration(top, "overlap") or timedelta(hours=1),
@@ -288,6 +292,9 @@ def parse_spec(data: Any, source: str) -> Spec:
         hints=hints,
     )
     top.done()
+    if spec.version_memory and not spec.version_ignores:
+        top.fail("version_memory", "only means something with version_ignores; add the "
+                 "fields whose change alone is not a new version, or remove it")
     _check_templates(spec, template_names)
     return spec
 
