@@ -218,8 +218,9 @@ def test_the_window_is_rendered_once_and_pages_add_only_their_token(
 
 def test_a_repeated_page_token_stops_the_window(tmp_path: Path, fake: GenericRestFake) -> None:
     conn = connector(tmp_path, fake, spec())
-    looping = Response.json({"items": [fake.items[0]], "next": "same"})
-    fake.inject(on("GET", "/v1/alerts"), Fault(response=looping), times=2)
+    for item in fake.items[:2]:  # two different pages that both point to one next token
+        fake.inject(on("GET", "/v1/alerts"),
+                    Fault(response=Response.json({"items": [item], "next": "same"})))
     with pytest.raises(WindowIncomplete, match="repeated a page token"):
         pull(conn)
 

@@ -11,7 +11,8 @@ published, so a crash re-reads from the last committed position and dedup drops 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import ConfigError, SourceError, WindowIncomplete, one_line, retries_phrase
+from alertpull.errors import ConfigError, SourceError, one_line, retries_phrase
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -41,11 +42,21 @@ from alertpull.http import (
     make_session,
 )
 from alertpull.log import redact_in_logs
+from alertpull.paging import (
+    LinkHeader,
+    NextTokenInBody,
+    NextUrlInBody,
+    OffsetLimit,
+    PageNumber,
+    Paginator,
+    Request,
+    pages,
+)
 from alertpull.record import Normalized, parse_json, raw_sha256
 from alertpull.rest import mapping
 from alertpull.rest.auth import Authenticator
 from alertpull.rest.render import format_bound, render, render_all
-from alertpull.rest.spec import Call, Spec, load_spec
+from alertpull.rest.spec import Call, Paging, Spec, load_spec
 from alertpull.timeutil import to_epoch_ms, utcnow
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -152,7 +163,8 @@ class RestConnector(Connector):
                 kept.append(raw)
                 if start <= changed_ms < end:
                     remembered[key] = [digest, changed_ms]
-            yield kept
+            if kept:
+                yield kept
         horizon = to_epoch_ms(utcnow() - spec.version_memory)
         memory.current["versions"] = {k: v for k, v in remembered.items() if v[1] >= horizon}
 
@@ -191,8 +203,7 @@ class RestConnector(Connector):
                   "end": format_bound(end, spec.time_format),
                   "position": spec.position.initial if spec.position else None}
         call = spec.check or spec.request
-        self._call(call, render(call.path, values), render_all(dict(call.query), values),
-                   render_all(call.json, values) if call.json is not None else None)
+        self._send(self._request(call, values))
         return f"{spec.vendor} {self.host}: the credentials read {call.method} {call.path}"
 
     def redact(self, text: str) -> str:
@@ -204,61 +215,54 @@ class RestConnector(Connector):
 
     def _records(self, call: Call, values: Mapping[str, Any],
                  newest: list[Any] | None = None) -> Iterator[list[Any]]:
-        """Every page's records. The request is rendered here, once; pages only add the
-        paging token, and a token seen before in this window stops it."""
-        spec, paging = self.the_spec, self.the_spec.paging
-        path = str(render(call.path, values))
-        query = render_all(dict(call.query), values)
-        body = render_all(call.json, values) if call.json is not None else None
-        seen: set[str] = set()
-        for _ in range(paging.max_pages):
-            answer = self._call(call, path, query, body)
-            records = spec.records.search(answer)
-            if not isinstance(records, list):
-                raise SourceError(f"{spec.vendor} answered {call.method} {call.path} without a "
-                                  f"list at {spec.records.expression}")
+        """Every page's records, through the engine's one page loop (alertpull.paging). The
+        request is rendered here, once; the paginator only carries the paging state."""
+        spec = self.the_spec
+        first = self._request(call, values)
+        if spec.paging.kind == "offset":
+            paginator = _paginator(spec.paging)
+            assert isinstance(paginator, OffsetLimit)
+            first = replace(first, params=paginator.first(first.params))
+        else:
+            paginator = _paginator(spec.paging)
+
+        def records(body: Any) -> list[Any]:
+            found = spec.records.search(body)
+            if not isinstance(found, list):
+                raise SourceError(f"{spec.vendor} answered {first.call} without a list at "
+                                  f"{spec.records.expression}")
             if newest is not None and spec.position is not None:
-                position = spec.position.answer.search(answer)
+                position = spec.position.answer.search(body)
                 if position is not None:
                     newest.append(position)
-            yield records
-            token = paging.token.search(answer) if paging.kind != "none" else None
-            if not token:
-                return
-            token = str(token)
-            if token in seen:
-                raise WindowIncomplete(f"{spec.vendor} repeated a page token of {call.method} "
-                                       f"{call.path}")
-            seen.add(token)
-            if paging.kind == "next_url":
-                path, query, body = _same_host(token, self.base_url, spec.vendor), {}, body
-            elif paging.location == "json":
-                body = {**(body or {}), paging.param: token}
-            else:
-                query = {paging.param: token} if paging.alone else {**query,
-                                                                    paging.param: token}
-        raise WindowIncomplete(f"{spec.vendor} still had pages after {paging.max_pages} "
-                               f"({call.method} {call.path}); raise paging.max_pages")
+            return found
 
-    def _call(self, call: Call, path: str, query: Mapping[str, Any],
-              body: Mapping[str, Any] | None) -> Any:
-        return asked_again_if_unreadable(lambda: self._call_once(call, path, query, body),
+        yield from pages(self._send, first, paginator, records, vendor=spec.vendor,
+                         max_pages=spec.paging.max_pages)
+
+    def _request(self, call: Call, values: Mapping[str, Any]) -> Request:
+        path = str(render(call.path, values))
+        return Request(call.method,
+                       path if path.startswith(("http://", "https://")) else self.base_url + path,
+                       params=render_all(dict(call.query), values),
+                       json=render_all(call.json, values) if call.json is not None else None,
+                       headers=render_all(dict(call.headers), values))
+
+    def _send(self, request: Request) -> tuple[requests.Response, Any]:
+        return asked_again_if_unreadable(lambda: self._send_once(request),
                                          self.settings["max_retries"])
 
-    def _call_once(self, call: Call, path: str, query: Mapping[str, Any],
-                   body: Mapping[str, Any] | None) -> Any:
-        what = f"{call.method} {call.path}"
+    def _send_once(self, request: Request) -> tuple[requests.Response, Any]:
+        what = request.call
         for attempt in (1, 2):
             if self._budget is not None:
                 self._budget.acquire()
-            headers = {"Accept": "application/json", **render_all(dict(call.headers),
-                                                                  self._plain())}
-            params = dict(query)
+            headers = {"Accept": "application/json", **request.headers}
+            params = dict(request.params)
             self._auth.sign(headers, params)
-            url = path if path.startswith(("http://", "https://")) else self.base_url + path
             with self._network_errors(what):
-                response = self._http.request(call.method, url, params=params, json=body,
-                                              headers=headers)
+                response = self._http.request(request.method, request.url, params=params,
+                                              json=request.json, headers=headers)
             if response.status_code == 401 and self._auth.refreshable and attempt == 1:
                 self._auth.invalidate()  # a token revoked before its time: fetch another
                 continue
@@ -266,7 +270,7 @@ class RestConnector(Connector):
         if response.status_code != 200:
             raise self._api_error(response, what)
         try:
-            return parse_json(response.content)
+            return response, parse_json(response.content)
         except ValueError:
             raise UnreadableAnswer(f"{self.the_spec.vendor} answered {what}") from None
 
@@ -362,8 +366,49 @@ def _base_url(source: str, value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-def _same_host(url: str, base_url: str, vendor: str) -> str:
-    """A next-page URL, only towards the configured host: the credentials go with it."""
-    if urlsplit(url).netloc and urlsplit(url).netloc != urlsplit(base_url).netloc:
-        raise SourceError(f"{vendor}'s next-page link points away from {base_url}; not followed")
-    return url
+class _CursorAlone(NextTokenInBody):
+    """A cursor that encodes its own query (Canary's): the next page is asked for with the
+    cursor alone, as the vendor's own next link does."""
+
+    noun = "cursor"
+
+    def next_request(self, request: Request) -> Request:
+        return replace(request, params={self.param: self.position()})
+
+
+def _paginator(paging: Paging) -> Paginator:
+    """A fresh paginator of the spec's kind, for one window's listing."""
+    if paging.kind == "cursor":
+        assert paging.token is not None
+        if paging.alone:
+            return _CursorAlone(paging.token, paging.param)
+        return NextTokenInBody(paging.token, paging.param, in_json=paging.location == "json")
+    if paging.kind == "next_url":
+        assert paging.token is not None
+        return NextUrlInBody(paging.token)
+    if paging.kind == "link_header":
+        return LinkHeader()
+    if paging.kind == "offset":
+        return OffsetLimit(paging.param, paging.limit_param, paging.limit,
+                           total_path=paging.total, more_path=paging.more)
+    if paging.kind == "page_number":
+        return PageNumber(paging.param, paging.start, total_pages_path=paging.total)
+    return _OnePage()
+
+
+class _OnePage:
+    """paging kind none: the first answer is the whole listing."""
+
+    noun = "page"
+
+    def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
+        return None
+
+    def has_next(self) -> bool:
+        return False
+
+    def next_request(self, request: Request) -> Request:
+        raise AssertionError("a listing without paging has no next page")
+
+    def position(self) -> Hashable:
+        return None

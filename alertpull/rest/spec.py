@@ -23,7 +23,8 @@ from alertpull.timeutil import parse_duration
 
 OPTION_KINDS = ("str", "int", "bool", "list", "duration")
 AUTH_KINDS = ("bearer", "header", "query", "basic", "oauth2_client_credentials", "token_login")
-PAGING_KINDS = ("none", "cursor", "next_url")
+# The kinds of alertpull.paging's paginator protocol (the one page loop and loop guard).
+PAGING_KINDS = ("none", "cursor", "next_url", "link_header", "offset", "page_number")
 ENTITY_FIELDS = ("resources", "users", "devices", "related", "category", "type")
 
 
@@ -46,16 +47,25 @@ class Auth:
 
 @dataclass(frozen=True)
 class Paging:
-    """How the next page is asked for. `token` is where the answer carries it (JMESPath);
-    `param` the query or JSON key it is sent back in; `alone` sends it without the first
-    request's query (a cursor that encodes the query, as Canary's does)."""
+    """How the next page is asked for: which paginator of alertpull.paging, and its keys.
+
+    cursor: `token` (a path into the answer) sent back as `param`, in the query or (`in:
+    json`) the body; `alone` sends it without the first request's query (a cursor that
+    encodes its query, as Canary's does). next_url: the URL at `token`. link_header: the
+    Link header's rel=next. offset: `param` (the offset) and `limit_param` = `limit`, ended
+    by `total` or `more` paths. page_number: `param` from `start`, ended by `total`."""
 
     kind: str = "none"
-    token: Any = None  # compiled JMESPath
+    token: str | None = None  # JMESPath text: alertpull.paging compiles it
     param: str = ""
     location: str = "query"  # query | json
     alone: bool = False
-    max_pages: int = 10_000
+    limit_param: str = "limit"
+    limit: int = 100
+    start: int = 1
+    total: str | None = None
+    more: str | None = None
+    max_pages: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -371,11 +381,17 @@ def _paging(block: _Block | None) -> Paging:
     if kind not in PAGING_KINDS:
         block.fail(block.key("kind"), f"{kind!r} is not a paging kind; use one of "
                    f"{', '.join(PAGING_KINDS)}")
-    paging = Paging(kind=kind, token=block.path("token", required=kind != "none"),
-                    param=block.get("param", str, "", required=kind == "cursor"),
+    for name in ("token", "total", "more"):
+        block.path(name, required=name == "token" and kind in ("cursor", "next_url"))
+    paging = Paging(kind=kind, token=block.data.get("token"),
+                    param=block.get("param", str, "",
+                                    required=kind in ("cursor", "offset", "page_number")),
                     location=block.get("in", str, "query"),
                     alone=block.get("alone", bool, False),
-                    max_pages=block.get("max_pages", int, 10_000))
+                    limit_param=block.get("limit_param", str, "limit"),
+                    limit=block.get("limit", int, 100), start=block.get("start", int, 1),
+                    total=block.data.get("total"), more=block.data.get("more"),
+                    max_pages=block.get("max_pages", int, 100_000))
     if paging.location not in ("query", "json"):
         block.fail(block.key("in"), f"{paging.location!r} is not query or json")
     block.done()
