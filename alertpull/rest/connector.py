@@ -244,7 +244,7 @@ class RestConnector(Connector):
         path = str(render(call.path, values))
         return Request(call.method,
                        path if path.startswith(("http://", "https://")) else self.base_url + path,
-                       params=render_all(dict(call.query), values),
+                       params=_query(render_all(dict(call.query), values)),
                        json=render_all(call.json, values) if call.json is not None else None,
                        headers=render_all(dict(call.headers), values))
 
@@ -364,6 +364,12 @@ def _base_url(source: str, value: str) -> str:
         raise ConfigError(f"{where}: plain http would send the credentials unencrypted; use "
                           "https:// (http is accepted for 127.0.0.1 and localhost only)")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A list goes in the query comma-separated (`accountIds=1,2`), as REST APIs filter."""
+    return {key: ",".join(map(str, value)) if isinstance(value, list) else value
+            for key, value in params.items()}
 
 
 class _CursorAlone(NextTokenInBody):

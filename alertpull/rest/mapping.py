@@ -138,6 +138,8 @@ def _shaped(name: str, value: Any) -> bool:
     left out rather than failing the schema)."""
     if name in ("category", "type", "description"):
         return isinstance(value, str)
+    if name == "severity_derived":
+        return value is True
     if name == "related":
         return isinstance(value, dict) and all(
             isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())

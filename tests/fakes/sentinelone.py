@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertpull.timeutil import format_time, parse_time, utcnow
@@ -59,7 +59,7 @@ class SentinelOneFake(FakeServer):
             params.get("sortBy", "createdAt"))
         if field is None:
             raise ValueError(f"sortBy: {params['sortBy']} is not a valid choice")
-        found.sort(key=lambda t: (parse_time(t["threatInfo"][field]), t["id"]),
+        found.sort(key=lambda t: (_when(t["threatInfo"][field]), t["id"]),
                    reverse=params.get("sortOrder") == "desc")
         query = {k: v for k, v in params.items() if k != "cursor"}
         try:
@@ -76,7 +76,9 @@ class SentinelOneFake(FakeServer):
 def _matches(threat: dict[str, Any], params: dict[str, str]) -> bool:
     info = threat["threatInfo"]
     for field in ("updatedAt", "createdAt"):
-        moment = parse_time(info[field])
+        moment = _when(info[field])
+        if moment == datetime.min.replace(tzinfo=UTC):
+            continue  # a test's malformed threat reaches the client as a real list would
         if f"{field}__gte" in params and moment < parse_time(params[f"{field}__gte"]):
             return False
         if f"{field}__lt" in params and moment >= parse_time(params[f"{field}__lt"]):
@@ -86,6 +88,13 @@ def _matches(threat: dict[str, Any], params: dict[str, str]) -> bool:
         if param in params and realtime[key] not in params[param].split(","):
             return False
     return True
+
+
+def _when(value: Any) -> datetime:
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def make_threat(n: int, updated: datetime, *, confidence: str = "malicious",
