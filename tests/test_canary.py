@@ -8,6 +8,7 @@ import json
 
 from tests.fakes.canary import INCIDENTS_PATH, demo_replay
 from tests.fakes.http_fake import Fault, Response, on
+from tests.fakes.tokens import bind
 from tests.rest_env import RecipeWorld, canary_fixture  # noqa: F401  (the `canary` fixture)
 from tests.world import hours_ago
 
@@ -122,3 +123,22 @@ def test_demo_replay_serves_what_its_source_block_pulls(canary: RecipeWorld) -> 
     assert second.returncode == 0 and "0 written" in second.stderr
     assert len(canary.records()) == len(fake.incidents)
     assert {r["status"] for r in canary.records()} == {"new", "resolved"}
+
+
+def test_a_listing_cut_short_commits_the_position_past_what_was_written(
+        canary: RecipeWorld) -> None:
+    populate(canary, 1100)
+    query = {"incidents_since": "0", "limit": "500"}  # page 1 is served as it is; page 2
+    second = canary.fake._page(query, 500)
+    second["cursor"]["next"] = bind(500, query)  # points back to itself
+    canary.fake.inject(INCIDENTS, Fault(before=lambda: None))
+    canary.fake.inject(INCIDENTS, Fault(response=Response.json(second)))
+
+    cut = canary.fetch()
+
+    assert cut.returncode == 0, cut.stderr
+    assert "repeated a cursor" in cut.stderr and len(canary.records()) == 1000
+    assert state(canary)["scopes"][canary.fake.url.removeprefix("http://")]["cursor"][
+        "position"] == 1000
+    assert canary.fetch().returncode == 0
+    assert sorted(r["raw"]["updated_id"] for r in canary.records()) == list(range(1, 1101))

@@ -3,8 +3,8 @@
 The spec says how to ask (one request, rendered once per window), how to sign, how to
 page and how to map; the engine keeps what it always keeps: the pinned window, version
 dedup, the two-phase commit. One scope per base_url host. With a position cursor (a
-monotonic vendor id such as Canary's `max_updated_id`) the scope is a snapshot scope whose
-Memory holds the position: the runner commits it with the cursor, after the output is
+monotonic vendor id such as Canary's `max_updated_id`) the scope is a position scope: the
+engine's Position (alertpull.connector) is committed with the output, after it is
 published, so a crash re-reads from the last committed position and dedup drops repeats.
 """
 
@@ -117,7 +117,7 @@ class RestConnector(Connector):
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        return [Scope(key=self.host, snapshot=self.the_spec.position is not None,
+        return [Scope(key=self.host, position=self.the_spec.position is not None,
                       tenant=self.host)]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -128,12 +128,17 @@ class RestConnector(Connector):
             values["end"] = format_bound(window.end, spec.time_format)
             yield from self._new_versions(self._records(spec.request, values), window, memory)
             return
-        if memory.current is not None:
-            return  # a later window of this run: the position was read once already
-        position = (memory.previous or {}).get("position", spec.position.initial)
-        newest = [position]
-        yield from self._records(spec.request, {**values, "position": position}, newest)
-        memory.current = {"position": max(newest, key=_order)}
+        start = memory.position.previous
+        start = spec.position.initial if start is None else start
+        newest = [start]
+        for page in self._records(spec.request, {**values, "position": start}, newest):
+            yield page
+            if spec.position.record is not None:  # past what is yielded, should a page fail
+                reached = [p for raw in page
+                           if (p := spec.position.record.search(raw)) is not None]
+                memory.position.advance(max([memory.position.reached or start, *reached],
+                                            key=_order))
+        memory.position.advance(max(newest, key=_order))  # the listing is complete
 
     def _new_versions(self, pages: Iterator[list[Any]], window: Window,
                       memory: Memory) -> Iterator[list[Any]]:

@@ -70,10 +70,13 @@ class Paging:
 
 @dataclass(frozen=True)
 class Position:
-    """A position cursor: the value to send (`param`) comes from the last run's answer."""
+    """A position cursor: the value sent in the request (as `{position}`) is where the last
+    run read up to. `answer` finds the listing's newest position in an answer (Canary's
+    max_updated_id), `record` a record's own (its updated_id): after each page the position
+    moves past the records yielded, and to the answer's once the listing is complete."""
 
     answer: Any  # compiled JMESPath into a page's body
-    param: str
+    record: Any  # compiled JMESPath into one record, or None
     initial: Any
 
 
@@ -253,7 +256,7 @@ def parse_spec(data: Any, source: str) -> Spec:
     position = None
     if position_block:
         position = Position(position_block.path("answer", required=True),
-                            position_block.get("param", str, required=True),
+                            position_block.path("record"),
                             position_block.get("initial", (int, str), 0))
         position_block.done()
         template_names.add("position")
