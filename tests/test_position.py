@@ -19,7 +19,7 @@ import pytest
 from tests.engine_env import PAGE, LedgerWorld
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.ledger import FEED_PATH, ledger_error, touch
-from tests.reliability_worlds import Breaker
+from tests.standard_suite import Breaker
 from tests.world import hours_ago
 
 FEED_SCOPE_SUFFIX = "/feed"
