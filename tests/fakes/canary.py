@@ -33,9 +33,17 @@ class CanaryFake(FakeServer):
         super().__init__()
         self.auth_token = secrets.token_hex(16)
         self.incidents: list[dict[str, Any]] = []
+        self.page_cap = 10_000  # lower it to page a few incidents whatever `limit` asks
         self._updated_id = 0
 
     def add(self, n: int, when: datetime, kind: int = 0) -> dict[str, Any]:
+        """A new incident on the console."""
+        incident = self.make(n, when, kind)
+        self.incidents.append(incident)
+        return incident
+
+    def make(self, n: int, when: datetime, kind: int = 0) -> dict[str, Any]:
+        """Incident n (its updated_id the console's next), not yet listed."""
         summary, logtype, port = KINDS[kind % len(KINDS)]
         stamp = str(to_epoch_ms(when) // 1000)
         incident = {
@@ -51,7 +59,6 @@ class CanaryFake(FakeServer):
             "updated_time": stamp,
         }
         self._bump(incident)
-        self.incidents.append(incident)
         return incident
 
     def acknowledge(self, incident: dict[str, Any], when: datetime) -> None:
@@ -82,7 +89,8 @@ class CanaryFake(FakeServer):
         since = int(params.get("incidents_since") or 0)
         found = sorted((i for i in self.incidents if i["updated_id"] > since),
                        key=lambda i: i["updated_id"])
-        limit = int(params["limit"]) if params.get("limit") else len(found) or 1
+        limit = min(int(params["limit"]) if params.get("limit") else len(found) or 1,
+                    self.page_cap)
         page = found[offset:offset + limit]
         next_token = bind(offset + limit, params) if offset + limit < len(found) else None
         link = (f"{self.url}{INCIDENTS_PATH}?"

@@ -48,6 +48,7 @@ class CrowdStrikeFake(FakeServer):
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.lifetime = 1799
         self.member_cids: list[str] = []  # member_cid values the token calls carried
+        self.page_cap = 1000  # Falcon's maximum `limit`; lower it to page a few alerts
 
     def expire_tokens(self) -> None:
         self.tokens = dict.fromkeys(self.tokens, 0.0)
@@ -84,8 +85,9 @@ class CrowdStrikeFake(FakeServer):
             raise ValueError("limit must be between 1 and 1000")
         found = [a for a in self.alerts if _matches(a, str(body.get("filter") or ""))]
         field, _, direction = str(body.get("sort") or "created_timestamp|desc").partition("|")
-        found.sort(key=lambda a: (parse_time(a[field]), a["composite_id"]),
+        found.sort(key=lambda a: (parse_time(a[field]), str(a["composite_id"])),
                    reverse=direction == "desc")
+        limit = min(limit, self.page_cap)
         query = {"filter": body.get("filter"), "sort": body.get("sort")}
         try:
             offset = unbind(body["after"], query) if body.get("after") else 0

@@ -34,6 +34,7 @@ class SentinelOneFake(FakeServer):
         super().__init__()
         self.token = secrets.token_hex(40)
         self.threats: list[dict[str, Any]] = []
+        self.page_cap = 1000  # the API's maximum `limit`; lower it to page a few threats
 
     def handle(self, request: Request) -> Response:
         if request.path != THREATS_PATH or request.method != "GET":
@@ -59,8 +60,9 @@ class SentinelOneFake(FakeServer):
             params.get("sortBy", "createdAt"))
         if field is None:
             raise ValueError(f"sortBy: {params['sortBy']} is not a valid choice")
-        found.sort(key=lambda t: (_when(t["threatInfo"][field]), t["id"]),
+        found.sort(key=lambda t: (_when(t["threatInfo"][field]), str(t["id"])),
                    reverse=params.get("sortOrder") == "desc")
+        limit = min(limit, self.page_cap)
         query = {k: v for k, v in params.items() if k != "cursor"}
         try:
             offset = unbind(params["cursor"], query) if params.get("cursor") else 0
