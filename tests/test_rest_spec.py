@@ -216,6 +216,25 @@ def test_the_window_is_rendered_once_and_pages_add_only_their_token(
         assert later["page"]
 
 
+@pytest.mark.parametrize("paging", [
+    {"kind": "cursor", "token": "next", "param": "page"},
+    {"kind": "next_url", "token": "next_url"},
+    {"kind": "link_header"},
+    {"kind": "offset", "param": "offset", "limit_param": "limit", "limit": 2, "total": "total"},
+    {"kind": "page_number", "param": "p"},
+], ids=lambda paging: paging["kind"])
+def test_every_paging_kind_of_the_engine_reads_every_page_once(
+        tmp_path: Path, fake: GenericRestFake, paging: dict[str, Any]) -> None:
+    conn = connector(tmp_path, fake, spec(paging=paging))
+    assert [a["id"] for a in pull(conn)] == [f"a{n}" for n in range(5)]
+    assert 3 <= len(fake.requests) <= 4  # 2 a page (one empty last page for page numbers)
+
+
+def test_a_bad_base_url_is_a_config_error(tmp_path: Path) -> None:
+    assert "plain http would send the credentials unencrypted" in spec_error(
+        tmp_path, spec(), base_url="http://api.example.com")
+
+
 def test_a_repeated_page_token_stops_the_window(tmp_path: Path, fake: GenericRestFake) -> None:
     conn = connector(tmp_path, fake, spec())
     for item in fake.items[:2]:  # two different pages that both point to one next token

@@ -92,6 +92,12 @@ class RestConnector(Connector):
         return connector_for(load_spec(data["spec"], base_dir, where), "rest",
                              with_spec_option=True)
 
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        if cls.spec is not None:  # a bad base_url is the config's fault: exit 2, now
+            plain = {k: v for k, v in settings.items() if not isinstance(v, Secret)}
+            _base_url(where.removeprefix("sources."), str(render(cls.spec.base_url, plain)))
+
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)
         spec = type(self).spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from .http_fake import FakeServer, Request, Response
 from .tokens import BadToken, bind, unbind
@@ -40,12 +41,20 @@ class GenericRestFake(FakeServer):
         if not self.accept(request):
             return Response.json({"error": {"message": "bad credentials"}}, 401)
         params = {k: v[-1] for k, v in request.query.items()}
-        query = {k: v for k, v in params.items() if k not in ("page", "key")}
+        query = {k: v for k, v in params.items() if k not in ("page", "key", "offset", "p")}
         try:
             offset = unbind(params["page"], query) if params.get("page") else 0
         except BadToken:
             return Response.json({"error": {"message": "page token of another query"}}, 400)
-        page = self.items[offset:offset + PAGE]
-        more = offset + PAGE < len(self.items)
-        return Response.json({"items": page, "next": bind(offset + PAGE, query) if more
-                              else None})
+        size = PAGE
+        if "offset" in params:  # offset/limit paging
+            offset, size = int(params["offset"]), int(params.get("limit", PAGE))
+        if "p" in params:  # page-number paging, from 1
+            offset = (int(params["p"]) - 1) * PAGE
+        page = self.items[offset:offset + size]
+        more = offset + size < len(self.items)
+        token = bind(offset + size, query) if more else None
+        url = f"{self.url}/v1/alerts?{urlencode({**query, 'page': token})}" if more else None
+        headers = {"Link": f'<{url}>; rel="next"'} if url else {}
+        return Response.json({"items": page, "next": token, "next_url": url,
+                              "total": len(self.items)}, headers=headers)
