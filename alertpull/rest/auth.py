@@ -8,6 +8,7 @@ and hand every token they hold to the redactor, so that none reaches a log line.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ import requests
 
 from alertpull.errors import SourceError
 from alertpull.record import parse_json
-from alertpull.rest.render import render, render_all
+from alertpull.rest.render import Missing, render, render_all
 from alertpull.rest.spec import Auth
 
 EARLY = 60.0  # seconds before its expiry a token is fetched again
@@ -43,6 +44,13 @@ class Authenticator:
 
     def sign(self, headers: dict[str, str], query: dict[str, Any]) -> None:
         """Add the credentials to one request's headers or query."""
+        try:
+            self._sign(headers, query)
+        except Missing as unset:
+            raise SourceError(f"{self.vendor}: the spec's auth needs the option {unset}; set "
+                              "it in the source's config") from None
+
+    def _sign(self, headers: dict[str, str], query: dict[str, Any]) -> None:
         kind, spec = self.auth.kind, self.auth.values
         if kind == "bearer":
             headers["Authorization"] = f"Bearer {render(spec['token'], self.values)}"
@@ -51,8 +59,6 @@ class Authenticator:
         elif kind == "query":
             query[spec["param"]] = render(spec["value"], self.values)
         elif kind == "basic":
-            import base64
-
             user, password = (render(spec[k], self.values) for k in ("username", "password"))
             pair = f"{user}:{password}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()

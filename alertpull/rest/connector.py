@@ -55,7 +55,7 @@ from alertpull.paging import (
 from alertpull.record import Normalized, parse_json, raw_sha256
 from alertpull.rest import mapping
 from alertpull.rest.auth import Authenticator
-from alertpull.rest.render import format_bound, render, render_all
+from alertpull.rest.render import Missing, format_bound, render, render_all
 from alertpull.rest.spec import Call, Paging, Spec, load_spec
 from alertpull.timeutil import to_epoch_ms, utcnow
 
@@ -96,7 +96,12 @@ class RestConnector(Connector):
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         if cls.spec is not None:  # a bad base_url is the config's fault: exit 2, now
             plain = {k: v for k, v in settings.items() if not isinstance(v, Secret)}
-            _base_url(where.removeprefix("sources."), str(render(cls.spec.base_url, plain)))
+            try:
+                url = str(render(cls.spec.base_url, plain))
+            except Missing as unset:
+                raise ConfigError(f"{where}.{unset}: the spec's base_url needs it; set it"
+                                  ) from None
+            _base_url(where.removeprefix("sources."), url)
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)
@@ -252,7 +257,11 @@ class RestConnector(Connector):
                          max_pages=spec.paging.max_pages)
 
     def _request(self, call: Call, values: Mapping[str, Any]) -> Request:
-        path = str(render(call.path, values))
+        try:
+            path = str(render(call.path, values))
+        except Missing as unset:
+            raise SourceError(f"{self.the_spec.vendor}: the request path {call.path} needs the "
+                              f"option {unset}; set it in the source's config") from None
         return Request(call.method,
                        path if path.startswith(("http://", "https://")) else self.base_url + path,
                        params=_query(render_all(dict(call.query), values)),
