@@ -21,7 +21,7 @@ from alertpull.errors import ConfigError, SourceError, WindowIncomplete
 from alertpull.rest.mapping import version_view
 from alertpull.rest.render import format_bound, render, render_all
 from alertpull.timeutil import format_time
-from tests.conftest import clean_env, run_cli
+from tests.conftest import REPO, clean_env, run_cli
 from tests.fakes.generic_rest import GenericRestFake
 from tests.fakes.http_fake import Fault, Response, on
 
@@ -360,3 +360,12 @@ def test_the_generic_fake_refuses_a_page_token_of_another_query(fake: GenericRes
     other = requests.get(f"{fake.url}/v1/alerts", params={"since": "b", "page": first["next"]},
                          timeout=5)
     assert other.status_code == 400
+
+
+def test_the_worked_example_of_the_docs_is_the_shipped_example_spec(tmp_path: Path) -> None:
+    page = (REPO / "docs" / "declarative.md").read_text()
+    example = (REPO / "docs" / "specs" / "acme-edr.yaml").read_text()
+    shown = page.split("# specs/acme-edr.yaml (this file is docs/specs/acme-edr.yaml)\n")[1]
+    assert example.split("\n", 1)[1] == shown.split("```", 1)[0]
+    source = load(tmp_path, yaml.safe_load(example), base_url="https://api.acme.example")
+    assert source.settings["org"] is None and source.type == "rest"
