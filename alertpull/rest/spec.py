@@ -267,7 +267,8 @@ def read_spec_file(path: str, where: str) -> Spec:
 
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            # libyaml's loader where PyYAML has it: a recipe is read on every run
+            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read spec file {path}: {exc.strerror}; "
                           "fix the path (relative to the config file)") from None
