@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -284,6 +285,19 @@ def test_oauth2_client_credentials_with_extra_form_fields_and_refresh(
     fake.issue()  # the vendor revokes the token: the next call gets 401, then a new token
     assert len(pull(conn)) == 5
     assert len(fake.login_forms) == 2
+
+
+def test_a_token_is_fetched_again_before_it_expires(tmp_path: Path,
+                                                    fake: GenericRestFake) -> None:
+    data = spec(auth={"kind": "oauth2_client_credentials", "token_url": "/token",
+                      "client_id": "{region}", "client_secret": "{token}"})
+    fake.lifetime = 1  # kept for half its life when that is shorter than a minute
+    conn = connector(tmp_path, fake, data)
+    pull(conn)
+    assert len(fake.issued) == 1  # one token for every page of the window
+    time.sleep(0.6)
+    pull(conn)
+    assert len(fake.issued) == 2  # fetched before use, not after a 401: every call passes
 
 
 def test_token_login_reads_the_token_from_the_answer(tmp_path: Path,

@@ -24,6 +24,7 @@ class GenericRestFake(FakeServer):
         self.accept: Callable[[Request], bool] = lambda request: True
         self.issued: list[str] = []  # bearer tokens handed out by /login and /token
         self.login_forms: list[dict[str, str]] = []
+        self.lifetime = 3600  # expires_in of the tokens /token hands out
 
     def issue(self) -> str:
         token = secrets.token_hex(12)
@@ -33,7 +34,7 @@ class GenericRestFake(FakeServer):
     def handle(self, request: Request) -> Response:
         if request.path == "/token" and request.method == "POST":
             self.login_forms.append(request.form())
-            return Response.json({"access_token": self.issue(), "expires_in": 3600})
+            return Response.json({"access_token": self.issue(), "expires_in": self.lifetime})
         if request.path == "/login" and request.method == "POST":
             return Response.json({"session": {"jwt": self.issue()}})
         if request.path != "/v1/alerts":
