@@ -114,6 +114,9 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
         if isinstance(value, str):
             return Secret(_expand_env(value, where))
         raise ConfigError(f"{where}: expected a string or {{file: PATH}}")
+    if option.kind == "path_or_mapping":  # a file, or the same content inline
+        return dict(value) if isinstance(value, Mapping) else _coerce(
+            value, Option("path"), where, base_dir)
     if option.kind == "path":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a file path, got {type(value).__name__}")
@@ -213,7 +216,8 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
     if not isinstance(kind, str) or kind not in REGISTRY:
         types = ", ".join(sorted(REGISTRY))
         raise ConfigError(f"{where}.type: {kind!r} is not a source type; use one of {types}")
-    connector_spec = connector_class(kind).options
+    connector = connector_class(kind).configured(where, data, base_dir)
+    connector_spec = connector.options
     unknown = sorted(set(data) - {"type", *connector_spec, *TIMING_OPTIONS})
     if unknown:
         valid = ", ".join(sorted({"type", *connector_spec, *TIMING_OPTIONS}))
@@ -229,7 +233,7 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
                           "run has nothing to pull")
     own = {k: v for k, v in data.items() if k in connector_spec}
     settings = validate_block(own, connector_spec, where, base_dir)
-    connector_class(kind).check_settings(where, settings)
+    connector.check_settings(where, settings)
     return SourceConfig(name=name, type=kind, timing=timing, settings=settings)
 
 

@@ -41,8 +41,13 @@ def test_the_docs_hold_config_blocks_to_check() -> None:
 
 
 def with_files_in_place(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """A secret read from `{file: …}` must exist at load time: give each one a file."""
+    """A secret read from `{file: …}` must exist at load time: give each one a file; a
+    declarative source's spec file is the docs' example of that name (docs/specs/)."""
     for settings in raw["sources"].values():
+        if isinstance(settings.get("spec"), str):
+            spec = tmp_path / settings["spec"]
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            spec.write_text((REPO / "docs" / "specs" / Path(settings["spec"]).name).read_text())
         for key, value in settings.items():
             if isinstance(value, dict) and set(value) == {"file"}:
                 secret = tmp_path / f"{key}.secret"
