@@ -28,13 +28,12 @@ _SPOOLED = 16 << 20  # bytes of a downloaded part kept in memory before spilling
 
 
 def gcs_client(settings: Mapping[str, Any], error: type[AlertpullError]) -> Any:
-    """A storage client: ADC unless `credentials_file` names a key or WIF config.
+    """A storage client: ADC unless `credentials_file` names a service-account key.
 
     `endpoint` (tests, Private Service Connect) goes to client_options; the client's
     own STORAGE_EMULATOR_HOST is honoured too (and then sends no credentials).
     """
     try:
-        import google.auth
         import google.auth.exceptions
         from google.cloud import storage
     except ImportError:
@@ -44,24 +43,33 @@ def gcs_client(settings: Mapping[str, Any], error: type[AlertpullError]) -> Any:
 
     credentials = None
     project = settings.get("project")
+    path = settings.get("credentials_file")
+    if path:
+        credentials = _service_account_key(path, settings["bucket"], error)
+        project = project or credentials.project_id
+    endpoint = settings.get("endpoint")
     try:
-        if settings.get("credentials_file"):
-            credentials, file_project = google.auth.load_credentials_from_file(
-                settings["credentials_file"], scopes=[SCOPE]
-            )
-            project = project or file_project
-        endpoint = settings.get("endpoint")
+        # Without credentials the client resolves ADC: Workload Identity, a WIF config or
+        # a key named by GOOGLE_APPLICATION_CREDENTIALS, gcloud's login.
         return storage.Client(
             project=project,
             credentials=credentials,
             client_options={"api_endpoint": endpoint} if endpoint else None,
         )
     except google.auth.exceptions.GoogleAuthError as exc:
-        if settings.get("credentials_file"):  # missing, unreadable, not a key or WIF config
-            raise error(f"credentials_file for GCS bucket {settings['bucket']!r} is not "
-                        f"usable ({exc}); point it at a service-account key or a Workload "
-                        "Identity Federation config, or drop it to use ADC") from None
         raise error(describe_gcs_error(exc, settings["bucket"])) from None
+
+
+def _service_account_key(path: str, bucket: str, error: type[AlertpullError]) -> Any:
+    from google.oauth2 import service_account
+
+    try:
+        return service_account.Credentials.from_service_account_file(path, scopes=[SCOPE])
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a service-account key
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).splitlines()[0]
+        raise error(f"credentials_file {path} for GCS bucket {bucket!r} is not a usable "
+                    f"service-account key: {reason}; fix it, or drop it to use Application "
+                    "Default Credentials") from None
 
 
 def describe_gcs_error(exc: Exception, bucket: str) -> str:

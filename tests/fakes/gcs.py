@@ -6,7 +6,8 @@ them: objects insert (uploadType=media and multipart), get (metadata and alt=med
 list (prefix, delimiter, pageToken), delete, each honouring ifGenerationMatch (0 = must
 not exist) with 412 conditionNotMet as GCS answers. Tests point the real client at it
 (client_options api_endpoint / STORAGE_EMULATOR_HOST, anonymous credentials). Bucket GET
-is served too: the client reads its bucket's location in the background.
+is served too: the client reads its bucket's location in the background. `require_key()`
+makes it demand a service-account key's bearer token instead.
 
 Run `python -m tests.fakes.gcs BUCKET...` to serve it by hand.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from tests.fakes.google_sa import ServiceAccountKey, TokenEndpoint
 from tests.fakes.http_fake import FakeServer, Request, Response
 
 
@@ -48,8 +50,15 @@ class GcsFake(FakeServer):
         self.page_size = 1000  # a test lowers it to make the client follow pageTokens
         self._generations = itertools.count(1_700_000_000_000_000)
         self._data_lock = threading.Lock()  # a conditional write is checked and done at once
+        self.token_endpoint: TokenEndpoint | None = None  # None: anonymous, as an emulator
 
     # -- what tests use ------------------------------------------------------------------
+
+    def require_key(self, key: ServiceAccountKey) -> str:
+        """From now on every call needs a bearer token issued (at POST /token) for `key`;
+        the token_uri to write into the key file."""
+        self.token_endpoint = TokenEndpoint(key)
+        return f"{self.url}/token"
 
     def create_bucket(self, name: str) -> None:
         self.buckets.setdefault(name, {})
@@ -72,6 +81,12 @@ class GcsFake(FakeServer):
     # -- the JSON API --------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        if self.token_endpoint is not None:
+            if request.path == "/token":
+                return self.token_endpoint.handle(request)
+            if self.token_endpoint.grant_for(request) is None:
+                return _error(401, "Anonymous caller does not have storage.objects.get access",
+                              "required")
         parts = request.path.split("/")
         # /upload/storage/v1/b/B/o, /download/storage/v1/b/B/o/NAME, /storage/v1/b/B/o[/NAME]
         if parts[1] in ("upload", "download"):
