@@ -127,7 +127,8 @@ class GcsObjects(ObjectStore):
                  content_type: str = "application/x-ndjson") -> None:
         super().__init__(settings["bucket"], error)
         self.client = gcs_client(settings, error)
-        self.handle = self.client.bucket(self.bucket)
+        # `project` is billed for a requester-pays bucket (sent as userProject).
+        self.handle = self.client.bucket(self.bucket, user_project=settings.get("project"))
         self.content_type = content_type
 
     def _errors(self) -> contextlib.AbstractContextManager[None]:
@@ -185,7 +186,7 @@ class GcsObjects(ObjectStore):
 
     def listing(self, prefix: str) -> tuple[list[str], list[str]]:
         with self._errors():
-            pages = self.client.list_blobs(self.bucket, prefix=prefix, delimiter="/")
+            pages = self.client.list_blobs(self.handle, prefix=prefix, delimiter="/")
             keys = [blob.name for blob in pages]  # consuming the pages fills the prefixes
             return keys, sorted(pages.prefixes)
 

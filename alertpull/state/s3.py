@@ -8,7 +8,9 @@ from typing import Any
 
 from alertpull.errors import StateError
 from alertpull.sinks.s3 import S3Objects
-from alertpull.state.bucket import BucketStateStore
+from alertpull.state.bucket import BucketStateStore, Lease
+
+__all__ = ["Lease", "S3StateStore"]  # Lease lived here before it was shared with GCS
 
 
 class S3StateStore(BucketStateStore):
