@@ -25,6 +25,7 @@ from alertpull.state.gcs import GcsStateStore
 from alertpull.timeutil import format_time, parse_time, utcnow
 from tests.fakes.gcs import GcsFake
 from tests.fakes.google_sa import make_key
+from tests.fakes.http_fake import Fault
 
 BUCKET = "alertpull-data"
 STARTED = datetime(2026, 1, 31, 12, 34, 56, tzinfo=UTC)
@@ -269,3 +270,19 @@ def test_lost_lease_stops_the_run_and_theirs_survives(
         assert caught.value.exit_code == 1
     assert gcs.buckets[BUCKET][LOCK_KEY].generation == generation, "theirs survives"
     assert "could not release" not in caplog.text
+
+
+def test_a_renewal_retried_after_its_reply_was_lost_keeps_the_lease(gcs: GcsFake) -> None:
+    """The renewal lands, its reply is cut, the client retries and gets 412 (the first try
+    changed the generation): the lease is still ours, and the run goes on."""
+    store = make_store(gcs)
+    with store.lock("scc"):
+        gcs.inject(lambda r: r.path.startswith("/upload/") and b"scc.lock" in r.body,
+                   Fault(cut_body=True))
+        store.assert_held("scc")
+        assert gcs.pending_faults == 0
+        landed = gcs.buckets[BUCKET][LOCK_KEY].generation
+        store.assert_held("scc")
+        renewal = [r for r in gcs.requests if b"scc.lock" in r.body][-1]
+        assert renewal.query["ifGenerationMatch"] == [str(landed)], "the landed one adopted"
+    assert LOCK_KEY not in gcs.keys(BUCKET), "released: the adopted version was ours"

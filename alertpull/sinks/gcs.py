@@ -7,8 +7,8 @@ publishing is atomic.
 google-cloud-storage rather than google-auth's session against the JSON API: it speaks
 the preconditions (`if_generation_match`, 0 = must not exist), resolves Application
 Default Credentials (Workload Identity, a WIF config, GOOGLE_APPLICATION_CREDENTIALS)
-and retries transient failures itself, only where a retry is safe (a conditional write
-is retried, an unconditional one is not). It is imported inside the functions: the
+and retries transient failures itself; every write here is conditional, so a retry never
+overwrites another run's object. It is imported inside the functions: the
 other sinks must not pay for it or need it installed (`pip install 'alertpull[gcs]'`).
 """
 

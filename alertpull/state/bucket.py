@@ -170,9 +170,19 @@ class Lease:
     def _renew(self) -> bool:
         """Extend the lease if it is still ours; False (and `lost`) once it is not."""
         with self._write_lock:
-            if not self.lost and not self._write(self.version):
+            if not self.lost and not self._write(self.version) and not self._still_ours():
                 self.lost = True
             return not self.lost
+
+    def _still_ours(self) -> bool:
+        """After a refused renewal: is the lease object ours all the same? The client
+        retries a write whose reply was lost, and the retry is refused because the first
+        try landed. Then adopt that version instead of giving up the source."""
+        got = self.objects.get(self.key)
+        if got is None or self._owner(got[0]) != self.owner:
+            return False
+        self.version = got[1]
+        return True
 
     def assert_held(self) -> None:
         """Renew now, and raise LeaseLost if another run has taken the lease over.
