@@ -102,6 +102,17 @@ def test_alerts_reads_a_gcs_log(aws: AwsWorld, gcs: Backend) -> None:
     assert sorted(a["native_id"] for a in listed if a["source"] == "aws-2") == arns
 
 
+def test_an_unusable_gcs_key_file_exits_2_in_one_line(aws: AwsWorld, gcs: Backend) -> None:
+    aws.add(3, first=0, base_time=hours_ago(1))
+    (aws.root / "key.json").write_text("{not a key")
+    aws.write_config(state=gcs.state(credentials_file="key.json"), sink=gcs.sink())
+    result = aws.fetch()  # no emulator variable: the key file is what authenticates
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "key.json for GCS bucket" in line and "not a usable service-account key" in line
+    assert gcs.object_keys() == []
+
+
 def host_config(aws: AwsWorld, backend: Backend, host: str) -> Path:
     """This host's copy of the shared config: the same bucket, its own local spool."""
     aws.write_config(state=backend.state(lease_seconds=1),

@@ -286,3 +286,37 @@ def test_a_renewal_retried_after_its_reply_was_lost_keeps_the_lease(gcs: GcsFake
         renewal = [r for r in gcs.requests if b"scc.lock" in r.body][-1]
         assert renewal.query["ifGenerationMatch"] == [str(landed)], "the landed one adopted"
     assert LOCK_KEY not in gcs.keys(BUCKET), "released: the adopted version was ours"
+
+
+def test_without_google_cloud_storage_installed_the_fix_is_named(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['google.cloud.storage'] = None  # not installed\n"
+        "from alertpull.errors import ConfigError\n"
+        "from alertpull.sinks.gcs import GcsSink\n"
+        "try:\n"
+        f"    GcsSink({{'bucket': 'b', 'spool_dir': {str(tmp_path / 'spool')!r}}})\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert "pip install 'alertpull[gcs]'" in result.stdout, result.stderr
+
+
+def test_a_part_over_8_mib_goes_up_as_a_resumable_upload_visible_only_when_complete(
+        gcs: GcsFake, tmp_path: Path) -> None:
+    sink = make_sink(gcs, tmp_path, compression="none")
+    line = json.dumps({"id": "x", "pad": "p" * 1000})
+    lines = [line] * 9000  # ~9 MiB: over the client's single-request limit
+    part = stage(sink, lines)
+    seen_mid_upload: list[list[str]] = []
+    gcs.inject(lambda r: r.method == "PUT" and r.path.startswith("/upload/"),
+               Fault(before=lambda: seen_mid_upload.append(gcs.keys(BUCKET))))
+
+    sink.publish(part)
+
+    assert seen_mid_upload == [[]], "nothing is visible while the upload is in progress"
+    [start] = [r for r in gcs.requests
+               if r.method == "POST" and r.query.get("uploadType") == ["resumable"]]
+    assert start.query["ifGenerationMatch"] == ["0"]
+    assert gcs.read(BUCKET, part.final).decode().splitlines() == lines

@@ -2,7 +2,8 @@
 
 gcp-storage-emulator (PyPI) ignores ifGenerationMatch, which the GCS state and sink rest
 on, so this fake serves the part of the JSON API that google-cloud-storage uses against
-them: objects insert (uploadType=media and multipart), get (metadata and alt=media),
+them: objects insert (uploadType=media, multipart and resumable, the last for parts over 8 MiB),
+get (metadata and alt=media),
 list (prefix, delimiter, pageToken), delete, each honouring ifGenerationMatch (0 = must
 not exist) with 412 conditionNotMet as GCS answers. Tests point the real client at it
 (client_options api_endpoint / STORAGE_EMULATOR_HOST, anonymous credentials). Bucket GET
@@ -25,6 +26,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
+
+import google_crc32c
 
 from tests.fakes.google_sa import ServiceAccountKey, TokenEndpoint
 from tests.fakes.http_fake import FakeServer, Request, Response
@@ -51,6 +54,9 @@ class GcsFake(FakeServer):
         self._generations = itertools.count(1_700_000_000_000_000)
         self._data_lock = threading.Lock()  # a conditional write is checked and done at once
         self.token_endpoint: TokenEndpoint | None = None  # None: anonymous, as an emulator
+        # Resumable uploads in progress: upload_id -> (bucket, name, content type,
+        # ifGenerationMatch, bytes so far). The object exists only once the last byte is in.
+        self._sessions: dict[str, tuple[str, str, str, str | None, bytearray]] = {}
 
     # -- what tests use ------------------------------------------------------------------
 
@@ -105,6 +111,8 @@ class GcsFake(FakeServer):
         name = unquote("/".join(parts[6:])) if len(parts) > 6 else None
         if request.path.startswith("/upload/") and request.method == "POST":
             return self._insert(bucket, request)
+        if request.path.startswith("/upload/") and request.method == "PUT":
+            return self._resumable_chunk(request)
         if name is None and request.method == "GET":
             return self._list(bucket, request)
         if name is not None and request.method == "GET":
@@ -139,6 +147,9 @@ class GcsFake(FakeServer):
             "contentType": stored.content_type,
             "size": str(len(stored.body)),
             "md5Hash": base64.b64encode(hashlib.md5(stored.body).digest()).decode(),
+            # What the client checks a resumable upload against (google-crc32c, its dependency).
+            "crc32c": base64.b64encode(
+                google_crc32c.value(stored.body).to_bytes(4, "big")).decode(),
         }
 
     def _insert(self, bucket: str, request: Request) -> Response:
@@ -150,6 +161,8 @@ class GcsFake(FakeServer):
         elif kind == "multipart":
             metadata, content_type, body = self._multipart(request)
             name = metadata.get("name") or self._arg(request, "name") or ""
+        elif kind == "resumable":
+            return self._start_session(bucket, request)
         else:
             return _error(400, f"uploadType {kind} is not served by this fake", "invalid")
         if not name:
@@ -160,6 +173,41 @@ class GcsFake(FakeServer):
             if refused is not None:
                 return refused
             stored = StoredObject(body, next(self._generations), content_type)
+            objects[name] = stored
+        return Response.json(self._resource(bucket, name, stored))
+
+    def _start_session(self, bucket: str, request: Request) -> Response:
+        metadata = request.json()
+        upload_id = f"session-{next(self._generations)}"
+        content_type = request.headers.get("x-upload-content-type", "application/octet-stream")
+        with self._data_lock:
+            self._sessions[upload_id] = (bucket, metadata["name"], content_type,
+                                         self._arg(request, "ifGenerationMatch"), bytearray())
+        location = (f"{self.url}/upload/storage/v1/b/{bucket}/o"
+                    f"?uploadType=resumable&upload_id={upload_id}")
+        return Response(200, b"", {"Location": location})
+
+    def _resumable_chunk(self, request: Request) -> Response:
+        """One PUT of a resumable session: `Content-Range: bytes A-B/TOTAL` (TOTAL may be
+        `*` until the last chunk). 308 until every byte is in; then the object is created,
+        its precondition checked then, as GCS does."""
+        upload_id = self._arg(request, "upload_id") or ""
+        with self._data_lock:
+            session = self._sessions.get(upload_id)
+            if session is None:
+                return _error(404, "No such upload session", "notFound")
+            bucket, name, content_type, condition, received = session
+            received.extend(request.body)
+            total = request.headers.get("content-range", "").rpartition("/")[2]
+            if total == "*" or len(received) < int(total):
+                return Response(308, b"", {"Range": f"bytes=0-{len(received) - 1}"})
+            del self._sessions[upload_id]
+            objects = self.buckets[bucket]
+            if condition is not None and int(condition) != getattr(objects.get(name),
+                                                                   "generation", 0):
+                return _error(412, "At least one of the pre-conditions you specified did "
+                              "not hold.", "conditionNotMet")
+            stored = StoredObject(bytes(received), next(self._generations), content_type)
             objects[name] = stored
         return Response.json(self._resource(bucket, name, stored))
 
