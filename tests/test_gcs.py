@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from alertpull.errors import ConfigError, LockHeld, StateError
+from alertpull.errors import ConfigError, LockHeld, SourceError, StateError
 from alertpull.sinks.base import Part
 from alertpull.sinks.gcs import GcsSink
 from alertpull.state.bucket import LeaseLost
@@ -25,7 +25,7 @@ from alertpull.state.gcs import GcsStateStore
 from alertpull.timeutil import format_time, parse_time, utcnow
 from tests.fakes.gcs import GcsFake
 from tests.fakes.google_sa import make_key
-from tests.fakes.http_fake import Fault
+from tests.fakes.http_fake import Fault, Response
 
 BUCKET = "alertpull-data"
 STARTED = datetime(2026, 1, 31, 12, 34, 56, tzinfo=UTC)
@@ -127,9 +127,21 @@ def test_discard_orphans_removes_only_this_sources_staged_parts(
 
 def test_missing_bucket_is_one_line_error(gcs: GcsFake, tmp_path: Path) -> None:
     sink = make_sink(gcs, tmp_path, bucket="no-such-bucket")
-    with pytest.raises(Exception, match="GCS bucket 'no-such-bucket' does not exist") as caught:
+    with pytest.raises(SourceError, match="GCS bucket 'no-such-bucket' does not exist") as caught:
         sink.publish(stage(sink))
     assert "\n" not in str(caught.value) and caught.value.__suppress_context__
+
+
+def test_access_denied_names_the_roles(gcs: GcsFake, tmp_path: Path) -> None:
+    sink = make_sink(gcs, tmp_path)
+    part = stage(sink)
+    denied = Response.json({"error": {"code": 403, "message": "alertpull@x does not have "
+                                      "storage.objects.create access", "errors": []}}, 403)
+    gcs.inject(lambda r: r.path.startswith("/upload/"), Fault(response=denied))
+    with pytest.raises(SourceError, match="access denied to GCS bucket") as caught:
+        sink.publish(part)
+    assert "roles/storage.objectCreator" in str(caught.value)
+    assert os.path.exists(part.staged), "the part waits in the spool for the next run"
 
 
 def test_unusable_credentials_file_is_a_config_error(

@@ -86,7 +86,8 @@ def describe_gcs_error(exc: Exception, bucket: str) -> str:
             "'gcloud auth application-default login'"
         )
     if isinstance(exc, google.auth.exceptions.GoogleAuthError):
-        return f"Google rejected the credentials for {where} ({exc}); refresh or fix them"
+        reason = " ".join(str(exc).split())  # one line
+        return f"Google rejected the credentials for {where} ({reason}); refresh or fix them"
     if isinstance(exc, requests.exceptions.RequestException):  # incl. timeouts, TLS, proxy
         return (
             f"cannot reach {where} ({type(exc).__name__}); check sink/state endpoint, "
@@ -97,7 +98,8 @@ def describe_gcs_error(exc: Exception, bucket: str) -> str:
     if isinstance(exc, (api.Forbidden, api.Unauthorized)):
         return (
             f"access denied to {where}; grant the account alertpull runs as "
-            "roles/storage.objectUser on it (see docs/gcs.md)"
+            "roles/storage.objectCreator and roles/storage.objectViewer for a sink, "
+            "roles/storage.objectUser for state (see docs/gcs.md)"
         )
     if isinstance(exc, api.GoogleAPICallError):
         return f"request to {where} failed: {exc.code}: {exc.message}"
