@@ -84,7 +84,7 @@ def test_two_hosts_sharing_gcs_state_pull_a_source_once(aws: AwsWorld, gcs: Back
     assert len(records) == 40 == len({r["native_id"] for r in records})
 
 
-def test_alerts_reads_a_gcs_log(aws: AwsWorld, gcs: Backend) -> None:
+def test_alerts_and_status_read_a_gcs_log_and_state(aws: AwsWorld, gcs: Backend) -> None:
     aws.add(6, first=0, base_time=hours_ago(0.8))
     gcs.client.page_size = 2  # the reader must follow the listing's pageTokens
     aws.write_config(state=gcs.state(), sink=gcs.sink(spool_dir=str(aws.root / "spool")))
@@ -100,6 +100,11 @@ def test_alerts_reads_a_gcs_log(aws: AwsWorld, gcs: Backend) -> None:
     arns = sorted(f["arn"] for f in aws.findings())
     assert sorted(a["native_id"] for a in listed if a["source"] == "aws") == arns
     assert sorted(a["native_id"] for a in listed if a["source"] == "aws-2") == arns
+
+    status = aws.cli("status", "--json", **gcs.env)  # read from the GCS state documents
+    assert status.returncode == 0, status.stderr
+    assert {row["source"]: row["state"] for row in json.loads(status.stdout)} == {
+        "aws": "ok", "aws-2": "ok"}
 
 
 def test_an_unusable_gcs_key_file_exits_2_in_one_line(aws: AwsWorld, gcs: Backend) -> None:
