@@ -34,6 +34,15 @@ STATE_OPTIONS: dict[str, dict[str, Option]] = {
         "region": Option(),
         "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
     },
+    "gcs": {
+        "backend": Option(required=True),
+        "bucket": Option(required=True, help="bucket holding state documents"),
+        "prefix": Option(default="alertpull/state"),
+        "credentials_file": Option(kind="path", help="service-account key; default ADC"),
+        "project": Option(help="billing project (requester-pays buckets)"),
+        "endpoint": Option(help="JSON API endpoint override"),
+        "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
+    },
 }
 # One line per alert version: the native record, or an OCSF Detection Finding event.
 _FORMAT = Option(default="native", choices=("native", "ocsf"), help="native | ocsf")
@@ -53,6 +62,17 @@ SINK_OPTIONS: dict[str, dict[str, Option]] = {
         "region": Option(),
         "sse": Option(choices=("AES256", "aws:kms")),
         "sse_kms_key_id": Option(),
+        "spool_dir": Option(help="local directory for staged parts"),
+        "format": _FORMAT,
+    },
+    "gcs": {
+        "type": Option(required=True),
+        "bucket": Option(required=True),
+        "prefix": Option(default=""),
+        "compression": Option(default="gzip", choices=("gzip", "none")),
+        "credentials_file": Option(kind="path", help="service-account key; default ADC"),
+        "project": Option(help="billing project (requester-pays buckets)"),
+        "endpoint": Option(help="JSON API endpoint override"),
         "spool_dir": Option(help="local directory for staged parts"),
         "format": _FORMAT,
     },

@@ -195,11 +195,13 @@ class SourceRun:
                 failpoint("before_pending")
                 token = self.store.save(name, doc, token)
                 failpoint("after_pending")
+                self.store.assert_held(name)  # a run that lost its lease publishes nothing
                 publish(self.sink, commits)
                 failpoint("after_publish")
             apply_cursors(doc, commits)
             self._record_run(doc, counts, error)
             _record_gaps(doc, outcomes, ok=error is None)
+            self.store.assert_held(name)  # ... and commits nothing
             token = self.store.save(name, doc, token)
             failpoint("after_commit")
         notify_errors = self._notify(doc, token) if not self.flags.dry_run else []

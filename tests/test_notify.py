@@ -265,7 +265,7 @@ def test_slack_sends_one_summary_when_a_run_has_more_than_max_messages(
     ([{"type": "webhook", "url": "http://h/x", "changes": "some"}], None,
      "notify[0].changes: 'some' is not one of new, all"),
     ([{"type": "webhook", "url": "http://h/x"}], {"type": "stdout"},
-     "notify: needs a sink it can read back (jsonl or s3)"),
+     "notify: needs a sink it can read back (jsonl, s3 or gcs)"),
     ({"type": "webhook"}, None, "notify: expected a list of targets"),
 ])
 def test_bad_notify_config_is_one_line_and_exit_2(aws: AwsWorld, notify: Any, sink: Any,

@@ -133,4 +133,5 @@ def show(ctx: Context, alert: str, sources: tuple[str, ...], output_format: str)
 
 
 def _where(sink: Any) -> str:
-    return str(sink.get("path") or f"s3://{sink.get('bucket')}/{sink.get('prefix', '')}")
+    scheme = "gs" if sink["type"] == "gcs" else "s3"
+    return str(sink.get("path") or f"{scheme}://{sink.get('bucket')}/{sink.get('prefix', '')}")
