@@ -231,13 +231,14 @@ class OrderWatch:
             self._last = changed
 
 
-def _service_filter(source: str, sources: list[str] | None) -> str | None:
-    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source."""
+def _service_filter(block: str, sources: list[str] | None) -> str | None:
+    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source. `block` is
+    the source's place in the config, sources.NAME."""
     if not sources:
         return None
     bad = [value for value in sources if not _ENUM_MEMBER.match(value)]
     if bad:  # also keeps quotes and operators out of the OData filter
-        raise ConfigError(f"{source}.service_sources: {bad[0]!r} is not a serviceSource "
+        raise ConfigError(f"{block}.service_sources: {bad[0]!r} is not a serviceSource "
                           "value such as microsoftDefenderForEndpoint")
     return "(" + " or ".join(f"serviceSource eq '{value}'" for value in sources) + ")"
 

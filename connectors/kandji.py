@@ -317,9 +317,10 @@ class KandjiConnector(Connector):
 # -- config ----------------------------------------------------------------------------------
 
 
-def _base_url(source: str, value: str) -> str:
-    """scheme://host[:port] of the tenant's API; http only towards this machine."""
-    where = f"{source}.base_url"
+def _base_url(block: str, value: str) -> str:
+    """scheme://host[:port] of the tenant's API; http only towards this machine. `block` is
+    the source's place in the config, sources.NAME."""
+    where = f"{block}.base_url"
     url = endpoint_url(value, where, what="a Kandji API URL",
                        form=f"{BASE_URL_FORM}, as Settings > Access shows it")
     parts = urlsplit(url)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -43,6 +44,9 @@ from alertpull.timeutil import format_time, parse_time_or_none
 from alertpull.validate import endpoint_url, key_file
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+# The credential files Application Default Credentials loads from GOOGLE_APPLICATION_CREDENTIALS.
+ADC_FILE_TYPES = ("service_account", "external_account", "authorized_user",
+                  "external_account_authorized_user", "impersonated_service_account")
 VIEWER_ROLE = "roles/securitycenter.findingsViewer"
 PAGE_SIZE = 1000  # the API's maximum (its default is 10)
 ORDER_BY = "event_time"
@@ -134,6 +138,11 @@ class SccConnector(Connector):
                      types=("service_account",),
                      fix="point it at the service account's JSON key (for workload identity "
                      "federation, remove it and set GOOGLE_APPLICATION_CREDENTIALS)")
+        elif os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):  # what ADC reads first
+            key_file(os.environ["GOOGLE_APPLICATION_CREDENTIALS"],
+                     f"{where}: GOOGLE_APPLICATION_CREDENTIALS", types=ADC_FILE_TYPES,
+                     fix="point it at a service-account key or a workload identity federation "
+                     "(external_account) config, or unset it")
         if settings["api_endpoint"]:
             endpoint_url(settings["api_endpoint"], f"{where}.api_endpoint", bare_host=True,
                          what="an SCC endpoint",

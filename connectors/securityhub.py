@@ -246,8 +246,9 @@ class SecurityHubConnector(Connector):
                 "MaxResults": MAX_PAGE}
 
 
-def _check_organization_units(source: str, units: list[str], v2: bool) -> None:
-    where = f"{source}.organization_units"
+def _check_organization_units(block: str, units: list[str], v2: bool) -> None:
+    """`block` is the source's place in the config, sources.NAME."""
+    where = f"{block}.organization_units"
     if units and not v2:
         raise ConfigError(f"{where}: only api v2 scopes a pull to an organization; with api "
                           "cspm an administrator account pulls all it sees. Remove it or set "

@@ -235,3 +235,34 @@ def test_a_ca_bundle_variable_naming_no_file_is_named_at_start(tmp_path: Path,
             f"environment variable {variable} names {missing}, which does not exist; point it "
             "at a PEM CA bundle or unset it")
     assert not (tmp_path / "alerts").exists()
+
+
+# -- Application Default Credentials -----------------------------------------------------------
+
+
+def test_adc_naming_a_missing_file_is_named_at_load_time(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"gcp-org": {"type": "scc", "parent": "organizations/1",
+                                                 "api_endpoint": UNREACHABLE}})
+    missing = str(tmp_path / "wif.json")
+    result = run_cli("-c", str(config), "check",
+                     env=clean_env(GOOGLE_APPLICATION_CREDENTIALS=missing))
+    assert one_error_line(result) == (
+        f"sources.gcp-org: GOOGLE_APPLICATION_CREDENTIALS: {missing} does not exist; point it "
+        "at a service-account key or a workload identity federation (external_account) "
+        "config, or unset it")
+
+
+def test_adc_accepts_a_workload_identity_federation_config(tmp_path: Path) -> None:
+    """An external_account config is what ADC takes for WIF: it passes the load."""
+    wif = tmp_path / "wif.json"
+    wif.write_text(json.dumps({
+        "type": "external_account", "audience": "//iam.googleapis.com/projects/1/locations/"
+        "global/workloadIdentityPools/p/providers/q", "subject_token_type":
+        "urn:ietf:params:oauth:token-type:jwt", "token_url": f"{UNREACHABLE}/token",
+        "credential_source": {"file": str(tmp_path / "token")}}))
+    config = write_config(tmp_path, {"gcp-org": {"type": "scc", "parent": "organizations/1",
+                                                 "api_endpoint": UNREACHABLE}})
+    result = run_cli("-c", str(config), "check",
+                     env=clean_env(GOOGLE_APPLICATION_CREDENTIALS=str(wif)))
+    assert result.returncode == 1, result.stderr  # loaded; the token exchange is unreachable
+    assert "gcp-org: FAILED" in result.stdout
