@@ -8,9 +8,11 @@ failure halfway through a run.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,11 +24,23 @@ CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", 
 
 
 def installed(module: str) -> bool:
-    """Whether `module` can be imported, without importing it (nor its SDK's weight)."""
+    """Whether `module` can be imported, without importing it nor its parent packages
+    (find_spec("google.auth") would import `google`): config checks stay SDK-free."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: known not to be importable
+    top, _, rest = module.partition(".")
     try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # its parent package is missing, or it is blocked
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return False
+    for part in rest.split(".") if rest else ():
+        if spec is None or spec.submodule_search_locations is None:
+            return False
+        name = f"{spec.name}.{part}"
+        if name in sys.modules:
+            return sys.modules[name] is not None
+        spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    return spec is not None
 
 
 def require_modules(what: str, requires: Mapping[str, str]) -> None:

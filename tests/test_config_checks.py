@@ -266,3 +266,27 @@ def test_adc_accepts_a_workload_identity_federation_config(tmp_path: Path) -> No
                      env=clean_env(GOOGLE_APPLICATION_CREDENTIALS=str(wif)))
     assert result.returncode == 1, result.stderr  # loaded; the token exchange is unreachable
     assert "gcp-org: FAILED" in result.stdout
+
+
+def test_loading_a_config_of_every_source_type_imports_no_vendor_sdk(tmp_path: Path) -> None:
+    """The SDK checks look for the modules without importing them (nor `google` itself)."""
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(KEY))
+    config = write_config(tmp_path, {
+        "aws": {"type": "guardduty"}, "hub": {"type": "securityhub"},
+        "gcp": {"type": "scc", "parent": "organizations/1", "credentials_file": str(key)},
+        "ws": {"type": "workspace_alertcenter", "credentials_file": str(key),
+               "subject": "admin@example.com"},
+        "entra": GRAPH, "mdm": {**GRAPH, "type": "intune"},
+        "k": {"type": "kandji", "base_url": "https://a.api.kandji.io", "api_token": "t"},
+        "sensors": {"type": "suricata", "s3_uri": "s3://b/p/"},
+    }, sink={"type": "s3", "bucket": "b"})
+    probe = ("import sys\nfrom alertpull.cli import main\n"
+             f"sys.argv = ['alertpull', '-c', {str(config)!r}, 'sources']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('SDK', sorted({m.split('.')[0] for m in sys.modules} & {'boto3', "
+             "'botocore', 'google', 'msal', 'googleapiclient', 'httplib2'}))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=clean_env(), check=True)
+    assert "scc" in result.stdout  # the config loaded
+    assert result.stdout.strip().splitlines()[-1] == "SDK []"
