@@ -96,6 +96,15 @@ def test_a_p2_tenant_keeps_risk_detections_90_days_so_40_days_off_lose_nothing(
     assert [r["native_id"] for r in graph_world.records()] == [detection["id"]]
 
 
+def test_a_since_beyond_risk_detections_retention_is_the_users_choice_a_warning(
+        graph_world: GraphWorld) -> None:
+    graph_world.write_config(streams=["risk_detections"], risk_detections_retention="7d")
+    result = graph_world.fetch("--since", "20d")
+    assert result.returncode == 0, result.stderr
+    assert "older than this source's 7d retention; clamped to" in result.stderr
+    assert status_of(graph_world, "entra")["retention_gaps"] == {}
+
+
 def test_alerts_keep_their_own_180_day_retention_beside_risk_detections(
         graph_world: GraphWorld) -> None:
     assert graph_world.fetch().returncode == 0  # both streams
