@@ -199,6 +199,9 @@ class Connector(ABC):
     # True when fetch() yields alerts in ascending changed-at order, so a window that
     # stops early (WindowIncomplete) can still commit the mark it reached.
     ordered: ClassVar[bool] = False
+    # Modules the connector imports when it pulls -> the alertpull extra that installs them:
+    # checked while the config loads, so a missing SDK is one line, not an ImportError.
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         self.source_name = source_name
@@ -214,7 +217,8 @@ class Connector(ABC):
     @classmethod
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         """Raise ConfigError for what the option types cannot say (e.g. "exactly one of
-        two keys"), while the config loads: a wrong config exits 2 before anything runs."""
+        two keys", a key file that is not there), while the config loads and under `check`: a
+        wrong config exits 2 before anything runs. Shared checks are in alertpull.validate."""
         return None
 
     @abstractmethod
