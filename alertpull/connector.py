@@ -26,9 +26,9 @@ class Option:
     """One key of a source's config block.
 
     kind: "str", "path" (relative to the config file, ~ expanded), "int", "seconds" (a
-    positive number, fractions allowed), "bool", "duration", "list", "map". A `secret`
-    option accepts a string (with ${VAR}) or {file: PATH}, and its value is wrapped in
-    `Secret`.
+    positive number, fractions allowed), "bool", "duration", "list", "map",
+    "path_or_mapping" (a path, or that file's content inline). A `secret` option accepts a
+    string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
     `choices` limits a string, or every item of a (non-empty) list, to those values.
     An "int" is at least `minimum`.
     """
@@ -175,10 +175,16 @@ class Memory:
     `current`, and the runner commits it with the cursor, after the output is published.
     One Memory is shared by every window of a scope in a run. `position` is the scope's
     position cursor (see Position), for the scopes marked `position`.
+
+    `unparsed` is where a connector that reads raw input (files, objects) counts what it
+    read but could not make an alert of, such as a line that is not JSON: the engine adds
+    it to the run's counts, so it shows in the run summary and `status`, not only in the
+    connector's warning.
     """
 
     previous: Mapping[str, Any] | None = None
     current: dict[str, Any] | None = None
+    unparsed: int = 0
     position: Position = field(default_factory=Position)
 
 
@@ -193,6 +199,9 @@ class Connector(ABC):
     # True when fetch() yields alerts in ascending changed-at order, so a window that
     # stops early (WindowIncomplete) can still commit the mark it reached.
     ordered: ClassVar[bool] = False
+    # Modules the connector imports when it pulls -> the alertpull extra that installs them:
+    # checked while the config loads, so a missing SDK is one line, not an ImportError.
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         self.source_name = source_name
@@ -200,9 +209,16 @@ class Connector(ABC):
         self.log = log
 
     @classmethod
+    def configured(cls, where: str, data: Mapping[str, Any], base_dir: str) -> type[Connector]:
+        """The class that pulls this source block: itself, except for a type whose options
+        depend on the block (`type: rest` takes the options its spec declares)."""
+        return cls
+
+    @classmethod
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         """Raise ConfigError for what the option types cannot say (e.g. "exactly one of
-        two keys"), while the config loads: a wrong config exits 2 before anything runs."""
+        two keys", a key file that is not there), while the config loads and under `check`: a
+        wrong config exits 2 before anything runs. Shared checks are in alertpull.validate."""
         return None
 
     @abstractmethod
@@ -235,6 +251,12 @@ class Connector(ABC):
         record. None (every connector whose vendor has its own format): the record is
         mapped."""
         return None
+
+    def version_view(self, raw: Any) -> Any:
+        """What version dedup hashes: raw itself, or raw without the fields whose change
+        alone is not a new version (a vendor that touches a timestamp and nothing else).
+        The record's `raw` and `raw_sha256` stay those of the verbatim object."""
+        return raw
 
     def landmarks(self, scope: Scope) -> Landmarks:
         """Where the raw alerts of this scope keep their id, title and times."""

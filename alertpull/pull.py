@@ -32,6 +32,7 @@ class Counts:
     degraded: int = 0  # written as degraded records: their mapping failed
     out_of_window: int = 0
     pages: int = 0
+    unparsed: int = 0  # input the connector read but could not make an alert of (Memory)
 
     def add(self, other: Counts) -> None:
         for name, value in asdict(other).items():
@@ -81,6 +82,7 @@ class ScopePull:
                     pulled.extend(self._cut_short(window, exc, progressed=bool(pulled)))
                 break
             pulled.append((window.start, window.end))
+        self.counts.unparsed += memory.unparsed
         return advance(self.cursor, pulled, self.versions, memory.current,
                        memory.position.reached)
 
@@ -134,9 +136,11 @@ class ScopePull:
             if not self._in_window(alert, window):
                 return
         sha = sha or raw_sha256(raw)
+        view = self.connector.version_view(raw)
+        version = sha if view is raw else raw_sha256(view)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), sha):
+        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), version):
             self.counts.duplicates += 1
             return
         self.counts.written += 1

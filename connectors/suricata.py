@@ -36,6 +36,7 @@ from alertpull.connectors.eve_s3 import EveBucket, network_firewall_account, par
 from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import from_epoch_ms, parse_time_or_none
+from alertpull.validate import endpoint_url, require_modules
 
 EVENT_TYPES = ("alert", "anomaly", "drop")
 PAGE = 1000  # events handed to the engine at once
@@ -91,6 +92,15 @@ class SuricataConnector(Connector):
                               "s3_uri (objects in S3)")
         if settings["s3_uri"] is not None:
             parse_s3_uri(settings["s3_uri"], f"{where}.s3_uri")
+            require_modules(f"{where}.s3_uri", {"boto3": "aws"})
+        else:
+            stray = [key for key in ("endpoint_url", "region") if settings[key]]
+            if stray:
+                raise ConfigError(f"{where}.{stray[0]}: used only with s3_uri; remove it "
+                                  "when reading files from path")
+        if settings["endpoint_url"]:
+            endpoint_url(settings["endpoint_url"], f"{where}.endpoint_url",
+                         form="http(s)://host[:port] of an S3-compatible endpoint")
 
     # -- the connector contract ----------------------------------------------------------
 
@@ -106,15 +116,17 @@ class SuricataConnector(Connector):
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         position = memory.position
+        unparsed_before = self.events.unparsed
         if self.settings["path"] is not None:
             files = EveFiles(self.settings["path"], position.previous, self.events, self.log)
             yield from _pages(files.read())
             position.advance(files.position())
-            return
-        events, keys = self._s3().read(scope.params["stream"], scope.params["dated"],
-                                       position.previous, first_since=window.start)
-        yield from _pages(events)
-        position.advance(keys)
+        else:
+            events, keys = self._s3().read(scope.params["stream"], scope.params["dated"],
+                                           position.previous, first_since=window.start)
+            yield from _pages(events)
+            position.advance(keys)
+        memory.unparsed += self.events.unparsed - unparsed_before  # this scope's share
 
     def landmarks(self, scope: Scope) -> Landmarks:
         return LANDMARKS

@@ -24,6 +24,11 @@ from tests.fakes.alertcenter import ALERTS_PATH as WORKSPACE_PATH
 from tests.fakes.alertcenter_data import CUSTOMER_ID
 from tests.fakes.alertcenter_data import make_alerts as make_workspace_alerts
 from tests.fakes.alertcenter_data import touch as touch_workspace_alert
+from tests.fakes.canary import INCIDENTS_PATH as CANARY_PATH
+from tests.fakes.canary import CanaryFake
+from tests.fakes.crowdstrike import ALERTS_PATH as FALCON_ALERTS_PATH
+from tests.fakes.crowdstrike import CrowdStrikeFake
+from tests.fakes.crowdstrike import make_alert as make_falcon_alert
 from tests.fakes.google_sa import ServiceAccountKey, google_api_error, make_key
 from tests.fakes.graph import ALERTS_PATH as ENTRA_PATH
 from tests.fakes.graph import GraphFake, graph_error_response
@@ -41,6 +46,7 @@ from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, make_results
 from tests.fakes.securityhub import SecurityHubFake
 from tests.fakes.securityhub_data import make_ocsf_findings, touch_ocsf
+from tests.fakes.sentinelone import THREATS_PATH, SentinelOneFake, make_threat
 from tests.fakes.tls import ThrowawayCA
 from tests.graph_env import CLIENT_ID, SECRET
 from tests.graph_env import new_fake as new_graph_fake
@@ -346,6 +352,99 @@ def ledger_feed(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Sub
         yield subject
 
 
+# -- the declarative recipes (alertpull/rest/recipes) ---------------------------------------
+
+
+def _env_var(source: str, what: str) -> str:
+    return f"{source.upper().replace('-', '_')}_{what}"
+
+
+@contextmanager
+def crowdstrike(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    with CrowdStrikeFake() as fake:
+        fake.page_cap = PAGE
+        id_var, secret_var = _env_var(source, "ID"), _env_var(source, "SECRET")
+        yield Subject(
+            type_name="crowdstrike", source=source, fake=fake,
+            env={id_var: fake.client_id, secret_var: fake.client_secret},
+            block={"type": "crowdstrike", "base_url": fake.url, "client_id": f"${{{id_var}}}",
+                   "client_secret": f"${{{secret_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
+                   "max_retries": RETRIES},
+            items=lambda: fake.alerts,
+            make=lambda count, first, at, step: [make_falcon_alert(n, at + n * step)
+                                                 for n in range(first, first + count)],
+            update=_update_falcon_alert,
+            page_call=on("POST", FALCON_ALERTS_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"errors": [{"code": status, "message": "try again later"}], "resources": []},
+                status)),
+            malform=_set(("composite_id",), None),
+            bloat=_bloat_at("description"),
+            configured_secrets=[fake.client_secret],
+            issued_secrets=lambda: list(fake.tokens),
+        )
+
+
+def _update_falcon_alert(raw: Raw, at: datetime) -> None:
+    raw["status"] = "in_progress"
+    raw["updated_timestamp"] = format_time(at)
+
+
+@contextmanager
+def sentinelone(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    with SentinelOneFake() as fake:
+        fake.page_cap = PAGE
+        token_var = _env_var(source, "TOKEN")
+        yield Subject(
+            type_name="sentinelone", source=source, fake=fake, env={token_var: fake.token},
+            block={"type": "sentinelone", "base_url": fake.url, "api_token": f"${{{token_var}}}",
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
+            items=lambda: fake.threats,
+            make=lambda count, first, at, step: [make_threat(n, at + n * step)
+                                                 for n in range(first, first + count)],
+            update=_update_threat,
+            page_call=on("GET", THREATS_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"errors": [{"code": status * 10000 + 10, "title": "Try again later"}]},
+                status)),
+            malform=_set(("id",), None),
+            bloat=_bloat_at("threatInfo", "classification"),
+            configured_secrets=[fake.token],
+            issues_tokens=False,  # it sends its configured token
+        )
+
+
+def _update_threat(raw: Raw, at: datetime) -> None:
+    raw["threatInfo"]["incidentStatus"] = "in_progress"
+    raw["threatInfo"]["updatedAt"] = format_time(at)
+
+
+@contextmanager
+def thinkst_canary(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    """A position stream: incidents listed by updated_id (incidents_since)."""
+    with CanaryFake() as fake:
+        fake.page_cap = PAGE
+        token_var = _env_var(source, "TOKEN")
+        yield Subject(
+            type_name="thinkst_canary", source=source, fake=fake,
+            env={token_var: fake.auth_token},
+            block={"type": "thinkst_canary", "base_url": fake.url,
+                   "auth_token": f"${{{token_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
+                   "max_retries": RETRIES},
+            items=lambda: fake.incidents,
+            make=lambda count, first, at, step: [fake.make(n, at + n * step, kind=n)
+                                                 for n in range(first, first + count)],
+            update=fake.acknowledge,
+            page_call=on("GET", CANARY_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"result": "error", "message": "Try again later"}, status)),
+            malform=_set(("id",), None),
+            bloat=_bloat_at("description", "description"),
+            configured_secrets=[fake.auth_token],
+            issues_tokens=False,  # it sends its configured token
+        )
+
+
 World = Callable[[str, Path, ThrowawayCA], Any]  # a context manager yielding a Subject
 
 WORLDS: dict[str, World] = {
@@ -358,4 +457,7 @@ WORLDS: dict[str, World] = {
     "kandji": kandji,
     "ledger": ledger,
     "ledger_feed": ledger_feed,
+    "crowdstrike": crowdstrike,
+    "sentinelone": sentinelone,
+    "thinkst_canary": thinkst_canary,
 }

@@ -41,8 +41,13 @@ def test_the_docs_hold_config_blocks_to_check() -> None:
 
 
 def with_files_in_place(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """A secret read from `{file: …}` must exist at load time: give each one a file."""
+    """A secret read from `{file: …}` must exist at load time: give each one a file; a
+    declarative source's spec file is the docs' example of that name (docs/specs/)."""
     for settings in raw["sources"].values():
+        if isinstance(settings.get("spec"), str):
+            spec = tmp_path / settings["spec"]
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            spec.write_text((REPO / "docs" / "specs" / Path(settings["spec"]).name).read_text())
         for key, value in settings.items():
             if isinstance(value, dict) and set(value) == {"file"}:
                 secret = tmp_path / f"{key}.secret"
@@ -55,7 +60,9 @@ def with_files_in_place(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 def test_config_block_loads(where: str, text: str, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     for name in set(re.findall(r"\$\{(\w+)\}", text)):
-        monkeypatch.setenv(name, str(tmp_path) if name.endswith("_DIRECTORY") else "x-value")
+        monkeypatch.setenv(name, str(tmp_path) if name.endswith("_DIRECTORY") else
+                           "https://hooks.example.com/x" if name.endswith("_WEBHOOK") else
+                           "x-value")
     raw = with_files_in_place(yaml.safe_load(text), tmp_path)
     config = parse_config(raw, str(tmp_path / "alertpull.yaml"))
     assert set(config.sources) == set(raw["sources"])
