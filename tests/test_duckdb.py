@@ -1,5 +1,6 @@
-"""The DuckDB example of docs/working-with-the-log.md, run as written on real output of the installed CLI: the
-latest version of each alert out of the Hive-partitioned JSONL, plain and gzip."""
+"""The DuckDB example of docs/working-with-the-log.md, run as written on real output of the
+installed CLI: the latest version of each alert out of the Hive-partitioned JSONL, plain and
+gzip."""
 
 from __future__ import annotations
 
