@@ -38,7 +38,14 @@ from alertpull.record import (
 )
 from alertpull.timeutil import format_time, parse_time_or_none
 
-from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
+from .msgraph import (
+    GRAPH_OPTIONS,
+    GRAPH_REQUIRES,
+    Endpoint,
+    GraphApp,
+    GraphClient,
+    check_graph_settings,
+)
 
 ALERTS = "alerts"
 RISK_DETECTIONS = "risk_detections"
@@ -92,7 +99,7 @@ class EntraIdConnector(Connector):
     type_name = "entra_id"
     vendor = Vendor("Microsoft")
     # Defender XDR keeps alerts ~180 days (tenant policy); risk detections 7/30/90 days
-    # (Free/P1/P2). The longer bound, so an alerts backfill is not cut short.
+    # (Free/P1/P2): their scope's retention is the risk_detections_retention option.
     retention = timedelta(days=180)
     # alerts_v2 shows alerts minutes late; risk detections have their own overlap (below).
     default_overlap = timedelta(hours=1)
@@ -108,14 +115,29 @@ class EntraIdConnector(Connector):
         "alerts_per_minute": Option(
             "int", default=150, help="alerts_v2 call budget per tenant and app (Graph allows 150)"
         ),
+        "risk_detections_retention": Option(
+            "duration", default=timedelta(days=30),
+            help="how long the tenant's licence keeps risk detections: 7d (Free), 30d (P1), "
+            "90d (P2); a run that finds its window older says what was lost",
+        ),
     }
+    requires = GRAPH_REQUIRES
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        check_graph_settings(where, settings)
+        _service_filter(where, settings["service_sources"])
+        if settings["risk_detections_retention"] <= timedelta(0):
+            raise ConfigError(f"{where}.risk_detections_retention: must be longer than 0, "
+                              "e.g. 30d")
 
     def __init__(self, source_name: str, settings: Mapping[str, Any],
                  log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
         super().__init__(source_name, settings, log)
         self.app = GraphApp.from_settings(source_name, settings)
         self.streams: list[str] = settings["streams"]
-        self.service_filter = _service_filter(source_name, settings["service_sources"])
+        self.service_filter = _service_filter(f"sources.{source_name}",
+                                              settings["service_sources"])
         self.endpoints = {
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
             for name, stream in STREAMS.items()
@@ -127,8 +149,10 @@ class EntraIdConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
+        retention = {RISK_DETECTIONS: self.settings["risk_detections_retention"]}
         return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      overlap=STREAMS[name].overlap, tenant=tenant)
+                      overlap=STREAMS[name].overlap, tenant=tenant,
+                      retention=retention.get(name))
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -207,13 +231,14 @@ class OrderWatch:
             self._last = changed
 
 
-def _service_filter(source: str, sources: list[str] | None) -> str | None:
-    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source."""
+def _service_filter(block: str, sources: list[str] | None) -> str | None:
+    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source. `block` is
+    the source's place in the config, sources.NAME."""
     if not sources:
         return None
     bad = [value for value in sources if not _ENUM_MEMBER.match(value)]
     if bad:  # also keeps quotes and operators out of the OData filter
-        raise ConfigError(f"sources.{source}.service_sources: {bad[0]!r} is not a serviceSource "
+        raise ConfigError(f"{block}.service_sources: {bad[0]!r} is not a serviceSource "
                           "value such as microsoftDefenderForEndpoint")
     return "(" + " or ".join(f"serviceSource eq '{value}'" for value in sources) + ")"
 
