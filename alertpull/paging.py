@@ -8,8 +8,8 @@ their tokens to:
 
 - a position (token, next URL, offset, page number) seen before in this window, not only
   the last one, would read the same pages forever: the window stops (WindowIncomplete);
-- a page identical to the one before it means the vendor ignored the paging parameter
-  (an offset it does not honour): the window stops, the repeat is not yielded;
+- where we count the position (offset, page number), a page identical to the one before
+  means the vendor ignored it: the window stops, the repeat is not yielded;
 - more than `max_pages` requests in one window is a runaway: the window stops.
 
 Paths into a JSON answer are JMESPath expressions ("pagination.nextCursor"; quote a key
@@ -59,6 +59,9 @@ class Paginator(Protocol):
     """Paging state carried from one answer to the next request."""
 
     noun: str  # what a repeat names: "nextLink", "cursor", "page token", "offset", "page"
+    # True where we count the position (offset, page number) instead of the vendor naming
+    # it: a vendor ignoring it answers the page before again, which the loop then stops.
+    counted: bool
 
     def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
         """Read the paging state from an answer (and the records it held)."""
@@ -84,6 +87,7 @@ class NextTokenInBody:
     the value found into the token (e.g. the cursor inside a next URL) or None."""
 
     noun = "page token"
+    counted = False
 
     def __init__(self, token_path: str, param: str, in_json: bool = False,
                  read: Callable[[Any], Any] | None = None) -> None:
@@ -126,6 +130,7 @@ class _NextUrl:
     """
 
     noun = "next URL"
+    counted = False
 
     def __init__(self) -> None:
         self._url: str | None = None
@@ -181,6 +186,7 @@ class OffsetLimit:
     reaches the total at `total_path`."""
 
     noun = "offset"
+    counted = True
 
     def __init__(self, offset_param: str, limit_param: str, limit: int,
                  total_path: str | None = None, more_path: str | None = None) -> None:
@@ -220,6 +226,7 @@ class PageNumber:
     `total_pages_path`."""
 
     noun = "page"
+    counted = True
 
     def __init__(self, param: str, start: int = 1, total_pages_path: str | None = None) -> None:
         self.param = param
@@ -302,7 +309,8 @@ def pages(send: Callable[[Request], tuple[requests.Response, Any]], first: Reque
         label = f"{paginator.noun} {paginator.position()}"
         response, body = send(request)
         page = records(body)
-        guard.check_page(page, label)
+        if paginator.counted:
+            guard.check_page(page, label)
         paginator.update(response, body, page)
         if page:
             yield page

@@ -25,7 +25,6 @@ names the rule applied ("policy:classification=malicious").
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,22 +44,19 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import (
-    ConfigError,
-    MalformedAlert,
-    SourceError,
-    WindowIncomplete,
-    retries_phrase,
-)
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    ErrorVoice,
     RateBudget,
     UnreadableAnswer,
+    answer_error,
     asked_again_if_unreadable,
-    error_text,
     make_session,
+    transport_errors,
 )
+from alertpull.paging import MAX_PAGES_OPTION, CursorParam, OffsetLimit, Paginator, Request, pages
 from alertpull.record import Normalized, compact, parse_json, raw_sha256, text, unique_strings
 from alertpull.timeutil import parse_time
 
@@ -160,6 +156,7 @@ class KandjiConnector(Connector):
             "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(DEFAULT_RETRIES),
+        "max_pages": MAX_PAGES_OPTION,
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
@@ -230,39 +227,23 @@ class KandjiConnector(Connector):
         same query, which Kandji documents as equivalent: the window stays pinned and the
         token never goes to whatever scheme or host Kandji wrote into the link.
         """
-        sent: set[str] = set()
-        params = dict(query)
-        while True:
-            body = self._get(stream, params)
-            yield body["results"]
-            cursor = _next_cursor(body.get("next"), stream)
-            if cursor is None:
-                return
-            if cursor in sent:
-                raise WindowIncomplete(f"Kandji repeated a cursor of GET {stream.path}")
-            sent.add(cursor)
-            params = {**query, "cursor": cursor}
+        cursor = CursorParam("next", "cursor", read=lambda link: _next_cursor(link, stream))
+        yield from self._pages(stream, dict(query), cursor)
 
     def _offset_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
-        """Each page of a limit/offset list, until a short page without `next`."""
-        offset = 0
-        last_page: str | None = None
-        while True:
-            body = self._get(stream, {**query, "limit": stream.limit, "offset": offset})
-            page = body["results"]
-            if not page:
-                return
-            fingerprint = raw_sha256(page)
-            if fingerprint == last_page:
-                raise WindowIncomplete(
-                    f"Kandji answered GET {stream.path} offset {offset} with the page before it"
-                )
-            last_page = fingerprint
-            yield page
-            # `next` says more follow; a full page without it is checked with one more call.
-            if not body.get("next") and len(page) < stream.limit:
-                return
-            offset += len(page)
+        """Each page of a limit/offset list, until a short page without `next` (`next` says
+        more follow; a full page without it is checked with one more call)."""
+        offset = OffsetLimit("offset", "limit", stream.limit, more_path="next")
+        yield from self._pages(stream, offset.first(dict(query)), offset)
+
+    def _pages(self, stream: Stream, params: dict[str, Any],
+               paginator: Paginator) -> Iterator[list[Any]]:
+        def send(request: Request) -> tuple[requests.Response, Any]:
+            return self._answer(stream, request.params)
+
+        first = Request("GET", self.base_url + stream.path, params)
+        yield from pages(send, first, paginator, lambda body: body["results"], vendor="Kandji",
+                         max_pages=self.settings["max_pages"])
 
     def _threat_detail_changes(self, stream: Stream, memory: Memory) -> Iterator[list[Any]]:
         """The threat details new or changed since the last run's list (a snapshot diff)."""
@@ -284,29 +265,36 @@ class KandjiConnector(Connector):
     # -- one call --------------------------------------------------------------------------
 
     def _get(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._answer(stream, params)[1]
+
+    def _answer(self, stream: Stream,
+                params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         """One paced, authenticated GET (retried by the session, and asked again while its
-        body is not JSON); the JSON page it returns."""
-        return asked_again_if_unreadable(lambda: self._get_once(stream, params),
+        body is not JSON): the answer and the JSON page it holds."""
+        return asked_again_if_unreadable(lambda: self._answer_once(stream, params),
                                          self.settings["max_retries"])
 
-    def _get_once(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _answer_once(self, stream: Stream,
+                     params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         self._budget.acquire()
         call = f"GET {stream.path}"
-        with _network_errors(call, self.base_url, self.settings["max_retries"]):
+        retries = self.settings["max_retries"]
+        with transport_errors(call, self.base_url, retries, "check base_url"):
             response = self._http.get(
                 self.base_url + stream.path, params=params,
                 headers={"Authorization": f"Bearer {self._token.reveal()}",
                          "Accept": "application/json"},
             )
         if response.status_code != 200:
-            raise api_error(response, stream, self.base_url, self.settings["max_retries"])
+            raise answer_error(VOICE, response, call, retries, self.base_url,
+                               permission=stream.permission)
         try:
             body = parse_json(response.content)
         except ValueError:
             raise UnreadableAnswer(f"Kandji answered {call}") from None
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise SourceError(f"Kandji answered {call} without a results list")
-        return body
+        return response, body
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -373,64 +361,20 @@ def _is_new_version(raw: Any, known: Mapping[str, str], current: dict[str, str])
 
 # -- errors --------------------------------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _network_errors(call: str, base: str, retries: int) -> Iterator[None]:
-    """Transport failures (after the session's retries) as one line naming the host."""
-    try:
-        yield
-    except requests.exceptions.SSLError:
-        raise SourceError(f"{call}: TLS verification of {base} failed; if a proxy or private CA "
-                          "signs its certificate, point REQUESTS_CA_BUNDLE at that CA") from None
-    except requests.exceptions.ChunkedEncodingError:
-        raise SourceError(f"{call}: {base} cut its response short; the next run reads the "
-                          "window again") from None
-    except requests.exceptions.RequestException as exc:
-        raise SourceError(f"{call}: cannot reach {base} after {retries_phrase(retries)} "
-                          f"({type(exc).__name__}); "
-                          "check base_url, the network and HTTPS_PROXY/NO_PROXY") from None
-
-
-def api_error(response: requests.Response, stream: Stream, base: str,
-              retries: int) -> SourceError:
-    """One line for a Kandji error answer (after the session's retries)."""
-    status = response.status_code
-    call = f"GET {stream.path}"
-    said = _said(response)
-    if status == 401:
-        return SourceError(f"Kandji rejected the API token for {call} (401{said}): the token is "
-                           f"invalid, expired or revoked; {TOKEN_FIX}")
-    if status == 403:
-        return SourceError(f"Kandji denied {call} (403{said}): the API token lacks the "
-                           f"permission {stream.permission!r}; tick it in Kandji Settings > "
-                           "Access > the token > Permissions")
-    if status == 404:
-        return SourceError(f"Kandji answered 404 to {call} at {base}: check base_url, "
-                           f"{BASE_URL_FORM}")
-    if status == 429:
-        return SourceError(f"Kandji kept rate-limiting {call} (429) after "
-                           f"{retries_phrase(retries)}: the tenant's "
-                           "10,000 requests/hour are used up; lower requests_per_hour or share "
-                           "the limit with fewer API clients; the next run resumes")
-    if status >= 500:
-        return SourceError(f"Kandji failed {call} with HTTP {status} after "
-                           f"{retries_phrase(retries)}{said}; the "
-                           "next run reads the window again")
-    return SourceError(f"Kandji refused {call} with HTTP {status}{said}")
-
-
-def _said(response: requests.Response) -> str:
-    """`: <detail>` from Kandji's error body ({"detail": ...}, or the text), or ''."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    has_detail = isinstance(body, dict) and "detail" in body
-    detail = body.get("detail") if has_detail else error_text(response)
-    flat = " ".join(str(detail or "").split())
-    if not flat:
-        return ""
-    return f": {flat}" if len(flat) <= 200 else f": {flat[:199]}…"
+# Kandji's error body is {"detail": ...}; it has no codes of its own.
+VOICE = ErrorVoice("Kandji", message_path="detail", lines={
+    "401": "Kandji rejected the API token for {call} ({said}): the token is invalid, expired "
+           f"or revoked; {TOKEN_FIX}",
+    "403": "Kandji denied {call} ({said}): the API token lacks the permission {permission!r}; "
+           "tick it in Kandji Settings > Access > the token > Permissions",
+    "404": f"Kandji answered 404 to {{call}} at {{base}}: check base_url, {BASE_URL_FORM}",
+    "429": "Kandji kept rate-limiting {call} (429) after {retries}: the tenant's 10,000 "
+           "requests/hour are used up; lower requests_per_hour or share the limit with fewer "
+           "API clients; the next run resumes",
+    "5xx": "Kandji failed {call} with HTTP {status} after {retries}: {message}; the next run "
+           "reads the window again",
+    "other": "Kandji refused {call} with HTTP {status}: {message}",
+})
 
 
 # -- normalization: shared ------------------------------------------------------------------------
