@@ -126,13 +126,15 @@ class CursorParam(NextTokenInBody):
 class _NextUrl:
     """Follow a next URL as it is (its query carries the window and the paging state).
 
-    The URL must stay on the first request's scheme and host: credentials go nowhere else.
+    The URL must stay on the first request's scheme and host, so credentials go nowhere
+    else (`same_origin=False`: the caller's `send` checks it instead, in its own words).
     """
 
     noun = "next URL"
     counted = False
 
-    def __init__(self) -> None:
+    def __init__(self, same_origin: bool = True) -> None:
+        self.same_origin = same_origin
         self._url: str | None = None
 
     def _found(self, value: Any) -> None:
@@ -144,7 +146,7 @@ class _NextUrl:
     def next_request(self, request: Request) -> Request:
         assert self._url is not None
         own, link = urlsplit(request.url), urlsplit(self._url)
-        if (link.scheme, link.netloc) != (own.scheme, own.netloc):
+        if self.same_origin and (link.scheme, link.netloc) != (own.scheme, own.netloc):
             raise SourceError(
                 f"the {self.noun} for {request.call} points to {link.scheme}://{link.netloc}, "
                 f"not {own.scheme}://{own.netloc}; refusing to send the credentials there"
@@ -158,8 +160,8 @@ class _NextUrl:
 class NextUrlInBody(_NextUrl):
     """A next-page URL in the answer (`url_path`, e.g. Graph's '"@odata.nextLink"')."""
 
-    def __init__(self, url_path: str, noun: str = "next URL") -> None:
-        super().__init__()
+    def __init__(self, url_path: str, noun: str = "next URL", same_origin: bool = True) -> None:
+        super().__init__(same_origin)
         self._path = _path(url_path)
         self.noun = noun
 
@@ -172,8 +174,8 @@ class LinkHeader(_NextUrl):
 
     noun = "Link header"
 
-    def __init__(self, rel: str = "next") -> None:
-        super().__init__()
+    def __init__(self, rel: str = "next", same_origin: bool = True) -> None:
+        super().__init__(same_origin)
         self.rel = rel
 
     def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
@@ -260,7 +262,7 @@ class PageGuard:
     def __init__(self, vendor: str, where: str, max_pages: int = DEFAULT_MAX_PAGES, *,
                  noun: str = "page token", then: str = "") -> None:
         self.vendor = vendor
-        self.where = where
+        self.where = f" {where}" if where else ""
         self.max_pages = max_pages
         self.noun = noun
         self.then = then
@@ -272,15 +274,18 @@ class PageGuard:
         """Before a request for `position` (the first one included): stop a repeat or a
         runaway."""
         if position is not None and position in self._seen:
-            raise WindowIncomplete(f"{self.vendor} repeated a {self.noun} {self.where}"
-                                   f"{self.then}")
+            raise self.repeated()
         if self.requests >= self.max_pages:
             raise WindowIncomplete(
-                f"{self.vendor} listed more than max_pages ({self.max_pages}) pages "
+                f"{self.vendor} listed more than max_pages ({self.max_pages}) pages"
                 f"{self.where} in one window; stopped there{self.then}"
             )
         self._seen.add(position)
         self.requests += 1
+
+    def repeated(self) -> WindowIncomplete:
+        """The stop for a repeated position (for an SDK that detects one itself)."""
+        return WindowIncomplete(f"{self.vendor} repeated a {self.noun}{self.where}{self.then}")
 
     def check_page(self, records: list[Any], label: str) -> None:
         """After a page: stop if it is the page before it again (`label` names where it was
@@ -289,7 +294,7 @@ class PageGuard:
             return
         fingerprint = json.dumps(records, sort_keys=True, default=str)
         if fingerprint == self._last_page:
-            raise WindowIncomplete(f"{self.vendor} answered {self.where.removeprefix('of ')} "
+            raise WindowIncomplete(f"{self.vendor} answered{self.where.removeprefix(' of')} "
                                    f"{label} with the page before it{self.then}")
         self._last_page = fingerprint
 

@@ -121,7 +121,7 @@ class EntraIdConnector(Connector):
             for name, stream in STREAMS.items()
         }
         self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"])
+                                 settings["max_retries"], settings["max_pages"])
 
     # -- the connector contract ----------------------------------------------------------
 

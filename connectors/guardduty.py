@@ -22,7 +22,8 @@ from typing import Any, ClassVar, NamedTuple
 from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import MalformedAlert, SourceError
+from alertpull.paging import PageGuard
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
@@ -82,19 +83,22 @@ class GuardDutyConnector(Connector):
                 SortCriteria=SORT_ASCENDING,
                 PaginationConfig={"PageSize": MAX_PAGE},
             )
+            guard = PageGuard("GuardDuty", f"in {region} (detector {detector_id})",
+                              self.settings["max_pages"],
+                              then="; stopped at the findings read so far")
+            guard.check(None)
             try:
                 for page in pages:
                     # A page holds at most PageSize ids; GetFindings' own cap is still
                     # enforced here rather than trusted to the server's paging.
                     for ids in _chunks(page["FindingIds"], MAX_PAGE):
                         yield self._get_findings(client, detector_id, ids, window)
+                    if page.get("NextToken"):
+                        guard.check(page["NextToken"])  # before botocore asks for it
             except PaginationError:
                 # botocore stops when GuardDuty hands back the token it was just given
                 # (elastic/integrations#8601); the pages read so far are already yielded.
-                raise WindowIncomplete(
-                    f"GuardDuty repeated a page token in {region} (detector {detector_id}); "
-                    "stopped at the findings read so far"
-                ) from None
+                raise guard.repeated() from None
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         updated_at = _validated(raw)

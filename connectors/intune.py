@@ -166,7 +166,7 @@ class IntuneConnector(Connector):
             DEVICE_POSTURE: Endpoint(DEVICES_PATH, PERMISSIONS[DEVICE_POSTURE], budget),
         }
         self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"])
+                                 settings["max_retries"], settings["max_pages"])
 
     # -- the connector contract ----------------------------------------------------------
 

@@ -36,8 +36,9 @@ from urllib.parse import quote
 
 from alertpull import __version__
 from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete, one_line
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
 from alertpull.http import RateBudget, error_text
+from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
@@ -119,6 +120,7 @@ class SccConnector(Connector):
             help="how long one call is retried through 429, 5xx and network faults before "
             "the source fails",
         ),
+        "max_pages": MAX_PAGES_OPTION,
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
@@ -140,17 +142,16 @@ class SccConnector(Connector):
         query = {"filter": event_time_filter(window), "orderBy": ORDER_BY, "pageSize": PAGE_SIZE}
         with self._google_errors(scope):
             pager = self._list(scope, query)
-            tokens: set[str] = set()
+            # A token seen before: the pager itself would ask for the same pages forever.
+            guard = PageGuard("SCC", f"for {path}", self.settings["max_pages"],
+                              then="; stopped at the findings read so far")
+            guard.check(None)
             for page in pager.pages:
                 yield list(page)
                 token = pager.next_page_token
                 if not token:
                     return
-                if token in tokens:  # the pager itself would ask for the same page forever
-                    raise WindowIncomplete(
-                        f"SCC repeated a page token for {path}; stopped at the findings read so far"
-                    )
-                tokens.add(token)
+                guard.check(token)
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         finding, resource = _parts(raw)

@@ -30,8 +30,9 @@ from typing import Any, ClassVar
 from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
-from alertpull.errors import ConfigError, MalformedAlert, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.http import RateBudget
+from alertpull.paging import PageGuard
 from alertpull.record import Normalized, compact, dig, text
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time_or_none
 
@@ -121,7 +122,11 @@ class SecurityHubConnector(Connector):
         """The pages of one pinned query, by NextToken, with the loop guard."""
         from botocore.exceptions import ClientError
 
-        seen: set[str] = set()
+        # A token seen before in this window would read its pages again, forever; the pages
+        # read so far are yielded, each finding once.
+        guard = PageGuard("Security Hub", f"in {region}", self.settings["max_pages"],
+                          then="; stopped at the findings read so far")
+        guard.check(None)
         token = None
         while True:
             pace()
@@ -137,13 +142,7 @@ class SecurityHubConnector(Connector):
             token = reply.get("NextToken")
             if not token:
                 return
-            if token in seen:
-                # A token seen before in this window would read its pages again, forever;
-                # the pages read so far are yielded, each finding once.
-                raise WindowIncomplete(
-                    f"Security Hub repeated a page token in {region}; stopped at the "
-                    "findings read so far")
-            seen.add(token)
+            guard.check(token)
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         if not isinstance(raw, dict):

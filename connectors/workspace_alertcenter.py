@@ -54,8 +54,9 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete, one_line
+from alertpull.errors import MalformedAlert, SourceError, one_line
 from alertpull.http import UnreadableAnswer
+from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 
@@ -114,6 +115,7 @@ class AlertCenterConnector(Connector):
             "int", default=60, help="connect and read timeout of each HTTP call"
         ),
         "max_retries": max_retries_option(MAX_RETRIES),
+        "max_pages": MAX_PAGES_OPTION,
     }
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
@@ -249,14 +251,13 @@ class _Client:
         if self.settings["customer_id"]:
             params["customerId"] = self.settings["customer_id"]
         request = self.alerts.list(**params)
-        token = None
+        guard = PageGuard("Alert Center", "", self.settings["max_pages"], then="; stopped there")
+        guard.check(None)
         while request is not None:
             response = self.execute(request)
             yield list(response.get("alerts", []))
-            next_token = response.get("nextPageToken")
-            if next_token and next_token == token:
-                raise WindowIncomplete("Alert Center repeated a page token; stopped there")
-            token = next_token
+            if response.get("nextPageToken"):
+                guard.check(response["nextPageToken"])
             request = self.alerts.list_next(request, response)
 
     def execute(self, request: Any) -> dict[str, Any]:
