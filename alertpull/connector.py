@@ -93,6 +93,9 @@ class Scope:
     takes every alert it yields, whatever its changed-at, instead of only the window's.
     `tenant` is the tenant every alert of the scope belongs to, where the scope knows it:
     the tenant of a degraded record (see alertpull.degraded), whose own may be unreadable.
+    `stream` is the declared stream the scope pulls (Stream.scope() makes the scope): its
+    `ordered` and `retention` then hold for the scope instead of the connector's. It is not
+    part of what the scope is, so it is left out of comparisons.
     """
 
     key: str
@@ -102,6 +105,37 @@ class Scope:
     tenant: str | None = None
     retention: timedelta | None = None
     error: str | None = None
+    stream: Stream | None = field(default=None, compare=False)
+
+    @property
+    def ordered(self) -> bool | None:
+        """Whether its stream is declared ascending in changed-at (None: not declared)."""
+        return self.stream.ordered if self.stream is not None else None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One list a connector pulls, declared rather than coded (the Singer SDK's stream
+    attributes): what the engine must know of it, per stream, not per connector.
+
+    ordered: it is asked for in ascending changed-at order, so a window cut short keeps the
+    mark it reached (see Connector.ordered). retention: how far back the vendor keeps it.
+    overlap: how late the vendor may show a change (None: the connector's default_overlap).
+    snapshot: its changes are found by diffing a listing against Memory (alertpull.snapshot).
+    page_size: records asked for per page: the vendor's maximum, where it has one.
+    """
+
+    name: str
+    ordered: bool = False
+    retention: timedelta | None = None
+    overlap: timedelta | None = None
+    snapshot: bool = False
+    page_size: int | None = None
+
+    def scope(self, key: str, params: Mapping[str, Any], tenant: str | None = None) -> Scope:
+        """A scope pulling this stream: its declaration carried into the Scope."""
+        return Scope(key=key, params=params, overlap=self.overlap, snapshot=self.snapshot,
+                     tenant=tenant, stream=self)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import (
+    Connector,
+    Landmarks,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Stream,
+    Vendor,
+    Window,
+)
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, text, unique_objects
@@ -39,6 +49,14 @@ from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
 AUDIT_EVENTS = "audit_events"
 DEVICE_POSTURE = "device_posture"
 STREAM_NAMES = (AUDIT_EVENTS, DEVICE_POSTURE)
+# Intune keeps its audit log for a year (unverified on a live tenant); posture has no
+# history to backfill. Graph documents no $orderby for auditEvents: a cut window is re-read.
+# Page sizes are Graph's defaults: no $top maximum is documented for either collection.
+STREAMS = {
+    AUDIT_EVENTS: Stream(AUDIT_EVENTS, ordered=False, retention=timedelta(days=365)),
+    DEVICE_POSTURE: Stream(DEVICE_POSTURE, ordered=False, retention=timedelta(days=365),
+                           snapshot=True),
+}
 # For a degraded record. A posture change has no id of its own (it is the device's id and
 # a condition, which a degraded one may not have): it is named by its content hash.
 LANDMARKS = {
@@ -137,11 +155,7 @@ def _rule(condition: Condition, bad_value: Any) -> str:
 class IntuneConnector(Connector):
     type_name = "intune"
     vendor = Vendor("Microsoft")
-    # Intune keeps its audit log for a year (unverified on a live tenant); posture has no
-    # history to backfill.
-    retention = timedelta(days=365)
     default_overlap = timedelta(hours=1)
-    ordered = False  # Graph documents no $orderby for auditEvents: a cut window is re-read
     options: ClassVar[Mapping[str, Option]] = {
         **GRAPH_OPTIONS,
         "streams": Option("list", default=list(STREAM_NAMES), choices=tuple(STREAM_NAMES),
@@ -172,8 +186,8 @@ class IntuneConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
-        return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      snapshot=name == DEVICE_POSTURE, tenant=tenant)
+        return [STREAMS[name].scope(f"{tenant}/{name}", {"tenant_id": tenant, "stream": name},
+                                    tenant)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:

@@ -40,6 +40,7 @@ from alertpull.connector import (
     Memory,
     Option,
     Scope,
+    Stream,
     Vendor,
     Window,
     max_retries_option,
@@ -70,30 +71,44 @@ BASE_URL_FORM = "https://SUBDOMAIN.api.kandji.io (EU: https://SUBDOMAIN.api.eu.k
 
 
 @dataclass(frozen=True)
-class Stream:
-    """One Kandji list endpoint."""
+class Endpoint:
+    """One Kandji list endpoint, and the Stream it serves."""
 
-    name: str
+    stream: Stream
     path: str
     permission: str  # as the token's Permissions tab (and the API docs) name it
-    limit: int  # Kandji's hard cap on records per page
     landmarks: Landmarks  # for a degraded record
 
+    @property
+    def name(self) -> str:
+        return self.stream.name
 
-STREAMS: dict[str, Stream] = {
-    AUDIT_EVENTS: Stream(AUDIT_EVENTS, "/api/v1/audit/events",
-                         "Audit Log > List audit events", 500,
-                         Landmarks(created=("occurred_at",), updated=("occurred_at",))),
-    BEHAVIORAL_DETECTIONS: Stream(BEHAVIORAL_DETECTIONS, "/api/v1/behavioral-detections",
-                                  "Threats > Get Behavioral Detections", 1000,
-                                  Landmarks(created=("detection_date",),
-                                            updated=("detection_date",))),
-    THREAT_DETAILS: Stream(THREAT_DETAILS, "/api/v1/threat-details",
-                           "Threats > Get Threat Details", 1000,
-                           # no id: a degraded one is named by its content hash
-                           Landmarks(id=(), title=("threat_name",), created=("detection_date",),
-                                     updated=("date_of_release", "date_of_quarantine",
-                                              "detection_date"))),
+    @property
+    def limit(self) -> int:
+        """Kandji's hard cap on records per page."""
+        assert self.stream.page_size is not None
+        return self.stream.page_size
+
+
+# Kandji documents no retention for these endpoints. Audit events and behavioral
+# detections are asked for oldest first (sort_by, which Kandji documents), so a window cut
+# short keeps the mark it reached; threat details are a snapshot diff.
+STREAMS: dict[str, Endpoint] = {
+    AUDIT_EVENTS: Endpoint(Stream(AUDIT_EVENTS, ordered=True, page_size=500),
+                           "/api/v1/audit/events", "Audit Log > List audit events",
+                           Landmarks(created=("occurred_at",), updated=("occurred_at",))),
+    BEHAVIORAL_DETECTIONS: Endpoint(Stream(BEHAVIORAL_DETECTIONS, ordered=True, page_size=1000),
+                                    "/api/v1/behavioral-detections",
+                                    "Threats > Get Behavioral Detections",
+                                    Landmarks(created=("detection_date",),
+                                              updated=("detection_date",))),
+    THREAT_DETAILS: Endpoint(Stream(THREAT_DETAILS, snapshot=True, page_size=1000),
+                             "/api/v1/threat-details", "Threats > Get Threat Details",
+                             # no id: a degraded one is named by its content hash
+                             Landmarks(id=(), title=("threat_name",),
+                                       created=("detection_date",),
+                                       updated=("date_of_release", "date_of_quarantine",
+                                                "detection_date"))),
 }
 
 # The severity policy: Kandji rates nothing, so alertpull derives a severity from what each
@@ -133,11 +148,7 @@ ACRONYMS = {"edr": "EDR", "api": "API", "mdm": "MDM", "ade": "ADE", "pup": "PUP"
 class KandjiConnector(Connector):
     type_name = "kandji"
     vendor = Vendor("Kandji")
-    retention = None  # Kandji documents no retention for these endpoints
     default_overlap = timedelta(hours=1)
-    # Audit events and behavioral detections are asked for oldest first (sort_by, which
-    # Kandji documents), so a window cut short keeps the mark it reached.
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         "base_url": Option(required=True, help=f"the tenant's API URL, {BASE_URL_FORM}"),
         "api_token": Option(required=True, secret=True,
@@ -176,8 +187,8 @@ class KandjiConnector(Connector):
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        return [Scope(key=f"{self.host}/{name}", params={"host": self.host, "stream": name},
-                      snapshot=name == THREAT_DETAILS, tenant=self.host)
+        return [STREAMS[name].stream.scope(f"{self.host}/{name}",
+                                           {"host": self.host, "stream": name}, self.host)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -220,7 +231,7 @@ class KandjiConnector(Connector):
 
     # -- paging ----------------------------------------------------------------------------
 
-    def _cursor_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+    def _cursor_pages(self, stream: Endpoint, query: Mapping[str, Any]) -> Iterator[list[Any]]:
         """Each page of a cursor-paged list, until `next` is null.
 
         `next` is a full URL carrying `cursor=`. Its cursor is sent back to base_url with the
@@ -230,13 +241,13 @@ class KandjiConnector(Connector):
         cursor = CursorParam("next", "cursor", read=lambda link: _next_cursor(link, stream))
         yield from self._pages(stream, dict(query), cursor)
 
-    def _offset_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+    def _offset_pages(self, stream: Endpoint, query: Mapping[str, Any]) -> Iterator[list[Any]]:
         """Each page of a limit/offset list, until a short page without `next` (`next` says
         more follow; a full page without it is checked with one more call)."""
         offset = OffsetLimit("offset", "limit", stream.limit, more_path="next")
         yield from self._pages(stream, offset.first(dict(query)), offset)
 
-    def _pages(self, stream: Stream, params: dict[str, Any],
+    def _pages(self, stream: Endpoint, params: dict[str, Any],
                paginator: Paginator) -> Iterator[list[Any]]:
         def send(request: Request) -> tuple[requests.Response, Any]:
             return self._answer(stream, request.params)
@@ -245,7 +256,7 @@ class KandjiConnector(Connector):
         yield from pages(send, first, paginator, lambda body: body["results"], vendor="Kandji",
                          max_pages=self.settings["max_pages"])
 
-    def _threat_detail_changes(self, stream: Stream, memory: Memory) -> Iterator[list[Any]]:
+    def _threat_detail_changes(self, stream: Endpoint, memory: Memory) -> Iterator[list[Any]]:
         """The threat details new or changed since the last run's list (a snapshot diff)."""
         if memory.current is not None:
             return  # a later window of this run (a backfill): the snapshot is already taken
@@ -264,17 +275,17 @@ class KandjiConnector(Connector):
 
     # -- one call --------------------------------------------------------------------------
 
-    def _get(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _get(self, stream: Endpoint, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._answer(stream, params)[1]
 
-    def _answer(self, stream: Stream,
+    def _answer(self, stream: Endpoint,
                 params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         """One paced, authenticated GET (retried by the session, and asked again while its
         body is not JSON): the answer and the JSON page it holds."""
         return asked_again_if_unreadable(lambda: self._answer_once(stream, params),
                                          self.settings["max_retries"])
 
-    def _answer_once(self, stream: Stream,
+    def _answer_once(self, stream: Endpoint,
                      params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         self._budget.acquire()
         call = f"GET {stream.path}"
@@ -322,7 +333,7 @@ def _wire_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _next_cursor(link: Any, stream: Stream) -> str | None:
+def _next_cursor(link: Any, stream: Endpoint) -> str | None:
     if not link:
         return None
     cursors = parse_qs(urlsplit(str(link)).query).get("cursor")
@@ -331,7 +342,7 @@ def _next_cursor(link: Any, stream: Stream) -> str | None:
     return cursors[-1]
 
 
-def _probe_query(stream: Stream, days: int) -> dict[str, Any]:
+def _probe_query(stream: Endpoint, days: int) -> dict[str, Any]:
     """The cheapest call that proves the token may read the stream (for `alertpull check`)."""
     if stream.name == AUDIT_EVENTS:
         return {"limit": 1, "sort_by": "-occurred_at"}
