@@ -39,9 +39,10 @@ from alertpull.connector import (
     Vendor,
     Window,
 )
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, text, unique_objects
+from alertpull.snapshot import snapshot_changes
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
@@ -233,19 +234,12 @@ class IntuneConnector(Connector):
 
         One snapshot per run: a later window of the same run (a backfill) yields nothing.
         """
-        if memory.current is not None:
-            return
-        snapshot = PostureSnapshot(memory.previous, observed_at=window.end)
         params = {"$select": ",".join(DEVICE_FIELDS)}
-        try:
-            for page in self.graph.pages(self.endpoints[DEVICE_POSTURE], params):
-                changes = [change for device in page for change in snapshot.see(device)]
-                if changes:
-                    yield changes
-        except WindowIncomplete as stop:
-            # Half a listing would read as devices gone missing: list them all next run.
-            raise SourceError(f"{stop}; the devices are listed again next run") from None
-        memory.current = snapshot.finish()
+        # Half a listing would read as devices gone missing: list them all next run.
+        yield from snapshot_changes(
+            memory, self.graph.pages(self.endpoints[DEVICE_POSTURE], params),
+            lambda previous: PostureSnapshot(previous, observed_at=window.end),
+            "the devices are listed again next run")
 
 
 class PostureSnapshot:

@@ -45,7 +45,7 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert, SourceError
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -58,7 +58,8 @@ from alertpull.http import (
     transport_errors,
 )
 from alertpull.paging import MAX_PAGES_OPTION, CursorParam, OffsetLimit, Paginator, Request, pages
-from alertpull.record import Normalized, compact, parse_json, raw_sha256, text, unique_strings
+from alertpull.record import Normalized, compact, parse_json, text, unique_strings
+from alertpull.snapshot import VersionDiff, snapshot_changes
 from alertpull.timeutil import parse_time
 
 AUDIT_EVENTS = "audit_events"
@@ -258,20 +259,11 @@ class KandjiConnector(Connector):
 
     def _threat_detail_changes(self, stream: Endpoint, memory: Memory) -> Iterator[list[Any]]:
         """The threat details new or changed since the last run's list (a snapshot diff)."""
-        if memory.current is not None:
-            return  # a later window of this run (a backfill): the snapshot is already taken
-        known = _versions(memory.previous)
-        current: dict[str, str] = {}
         query = {"date_range": self.settings["threat_details_days"], "sort_by": "detection_date"}
-        try:
-            for page in self._offset_pages(stream, query):
-                changed = [raw for raw in page if _is_new_version(raw, known, current)]
-                if changed:
-                    yield changed
-        except WindowIncomplete as stop:
-            # Half a snapshot cannot be committed: the whole list is read again next run.
-            raise SourceError(f"{stop}; the threat details are listed again next run") from None
-        memory.current = {"versions": current}
+        yield from snapshot_changes(
+            memory, self._offset_pages(stream, query),
+            lambda previous: VersionDiff(previous, _threat_key),
+            "the threat details are listed again next run")
 
     # -- one call --------------------------------------------------------------------------
 
@@ -351,23 +343,8 @@ def _probe_query(stream: Endpoint, days: int) -> dict[str, Any]:
     return {"limit": 1}
 
 
-def _versions(previous: Mapping[str, Any] | None) -> dict[str, str]:
-    versions = (previous or {}).get("versions")
-    return dict(versions) if isinstance(versions, dict) else {}
-
-
-def _is_new_version(raw: Any, known: Mapping[str, str], current: dict[str, str]) -> bool:
-    """Record raw's version in `current`; True if the last list (or this one) lacked it."""
-    try:
-        key = threat_detail_key(raw) if isinstance(raw, dict) else None
-    except MalformedAlert:
-        key = None
-    if key is None:
-        return True  # malformed: passed on for normalize() to report
-    sha = raw_sha256(raw)
-    before = current.get(key, known.get(key))
-    current[key] = sha
-    return sha != before
+def _threat_key(raw: Any) -> str | None:
+    return threat_detail_key(raw) if isinstance(raw, dict) else None
 
 
 # -- errors --------------------------------------------------------------------------------------
