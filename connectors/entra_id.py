@@ -24,16 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import (
-    Connector,
-    Landmarks,
-    Memory,
-    Option,
-    Scope,
-    Stream,
-    Vendor,
-    Window,
-)
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import (
