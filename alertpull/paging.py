@@ -56,7 +56,8 @@ class Request:
 
 
 class Paginator(Protocol):
-    """Paging state carried from one answer to the next request."""
+    """Paging state carried from one answer to the next request: one paginator per
+    window's listing, as it keeps the state of that listing."""
 
     noun: str  # what a repeat names: "nextLink", "cursor", "page token", "offset", "page"
     # True where we count the position (offset, page number) instead of the vendor naming
@@ -316,9 +317,9 @@ def pages(send: Callable[[Request], tuple[requests.Response, Any]], first: Reque
         page = records(body)
         if paginator.counted:
             guard.check_page(page, label)
-        paginator.update(response, body, page)
         if page:
-            yield page
+            yield page  # before its paging state is read: a bad one fails after the page
+        paginator.update(response, body, page)
         if not paginator.has_next():
             return
         request = paginator.next_request(request)
