@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
 from alertpull.errors import MalformedAlert, SourceError
@@ -39,12 +39,15 @@ GUARDDUTY = AwsService("guardduty", "GuardDuty", "AmazonGuardDutyReadOnlyAccess"
                        wire_results={"GetFindings": "findings"})
 
 
+# Ascending updatedAt (SORT_ASCENDING): a window cut short keeps the mark it reached.
+FINDINGS = Stream("findings", ordered=True,
+                  retention=timedelta(days=90))  # fixed by AWS, cannot be raised
+
+
 class GuardDutyConnector(Connector):
     type_name = "guardduty"
     vendor = Vendor("Amazon Web Services", cloud="AWS", account_type_id=10)  # AWS Account
-    retention = timedelta(days=90)  # fixed by AWS, cannot be raised
     default_overlap = timedelta(hours=1)
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         **aws.aws_options(
             GUARDDUTY, "regions to pull (default: every region enabled for the account)"
@@ -149,11 +152,9 @@ class GuardDutyConnector(Connector):
         elif not detectors:
             self.log.warning("GuardDuty is not enabled in %s", region)
         return [
-            Scope(
-                key=f"{account}/{region}/{detector_id}",
-                params={"account": account, "region": region, "detector_id": detector_id},
-                tenant=account,
-            )
+            FINDINGS.scope(f"{account}/{region}/{detector_id}",
+                           {"account": account, "region": region, "detector_id": detector_id},
+                           account)
             for detector_id in detectors or ()
         ]
 

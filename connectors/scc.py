@@ -35,7 +35,17 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from alertpull import __version__
-from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import (
+    Connector,
+    Landmarks,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Stream,
+    Vendor,
+    Window,
+)
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
 from alertpull.http import RateBudget, error_text
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
@@ -66,12 +76,15 @@ ACRONYMS = frozenset({
 _ENUM_LIKE = re.compile(r"^[A-Z0-9]+(?:_[A-Z0-9]+)*$")
 
 
+# Asked for by event_time ascending (ORDER_BY): a window cut short keeps the mark it
+# reached. SCC keeps findings "at least 13 months".
+FINDINGS = Stream("findings", ordered=True, retention=timedelta(days=395))
+
+
 class SccConnector(Connector):
     type_name = "scc"
     vendor = Vendor("Google Cloud", cloud="GCP")
-    retention = timedelta(days=395)  # "at least 13 months"
     default_overlap = timedelta(hours=24)  # event_time can precede create_time by hours
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         "parent": Option(
             required=True,
@@ -284,8 +297,7 @@ def checked_parent(parent: str) -> str:
 def _scope(parent: str, location: str | None) -> Scope:
     path = f"{parent}/sources/-" + (f"/locations/{location}" if location else "")
     key = f"{parent}/locations/{location}" if location else parent
-    return Scope(key=key, params={"parent": parent, "location": location, "path": path},
-                 tenant=parent)
+    return FINDINGS.scope(key, {"parent": parent, "location": location, "path": path}, parent)
 
 
 def endpoint_for(location: str | None, override: str | None) -> str | None:

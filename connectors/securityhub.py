@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
 from alertpull.errors import ConfigError, MalformedAlert
@@ -66,12 +66,15 @@ ASFF_SEVERITIES = {"INFORMATIONAL": "informational", "LOW": "low", "MEDIUM": "me
                    "HIGH": "high", "CRITICAL": "critical"}
 
 
+# Asked for by UpdatedAt ascending: a window cut short keeps the mark it reached. Findings
+# are deleted 90 days after their last update.
+FINDINGS = Stream("findings", ordered=True, retention=timedelta(days=90))
+
+
 class SecurityHubConnector(Connector):
     type_name = "securityhub"
     vendor = Vendor("Amazon Web Services", cloud="AWS", account_type_id=10)  # AWS Account
-    retention = timedelta(days=90)  # findings are deleted 90 days after their last update
     default_overlap = timedelta(hours=1)
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         **aws.aws_options(
             SECURITYHUB, "regions to pull (default: the cross-region aggregator's region if "
@@ -97,8 +100,8 @@ class SecurityHubConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         account = self._aws.account()
-        return [Scope(key=f"{account}/{region}", params={"account": account, "region": region},
-                      tenant=account)
+        return [FINDINGS.scope(f"{account}/{region}", {"account": account, "region": region},
+                               account)
                 for region in self._regions()]
 
     def landmarks(self, scope: Scope) -> Landmarks:

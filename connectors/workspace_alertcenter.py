@@ -50,6 +50,7 @@ from alertpull.connector import (
     Memory,
     Option,
     Scope,
+    Stream,
     Vendor,
     Window,
     max_retries_option,
@@ -79,14 +80,16 @@ LANDMARKS = Landmarks(id=("alertId",), title=("type",), created=("createTime",),
                       updated=("updateTime", "createTime"))
 
 
+# Read in two passes (created, then changed), so not in changed-at order: a window cut short
+# is read again. Google documents no retention for alerts (only that deleted ones are purged
+# after 30 days), so --since is not clamped: older backfills are best effort.
+ALERTS = Stream("alerts", ordered=False, retention=None)
+
+
 class AlertCenterConnector(Connector):
     type_name = "workspace_alertcenter"
     vendor = Vendor("Google Workspace")
-    # Google documents no retention for alerts (only that deleted ones are purged after 30
-    # days), so --since is not clamped: older backfills are best effort.
-    retention = None
     default_overlap = timedelta(hours=1)
-    ordered = False
     options: ClassVar[Mapping[str, Option]] = {
         "credentials_file": Option(
             "path",
@@ -127,8 +130,7 @@ class AlertCenterConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         customer = self.settings["customer_id"] or DEFAULT_CUSTOMER
-        return [Scope(key=customer, params={"customer_id": self.settings["customer_id"]},
-                      tenant=customer)]
+        return [ALERTS.scope(customer, {"customer_id": self.settings["customer_id"]}, customer)]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         client = self._connect()
