@@ -177,10 +177,12 @@ class Connector(ABC):
     type_name: ClassVar[str]
     vendor: ClassVar[Vendor]
     options: ClassVar[Mapping[str, Option]]
-    retention: ClassVar[timedelta | None] = None  # how far back the vendor keeps alerts
     default_overlap: ClassVar[timedelta] = timedelta(hours=1)
-    # True when fetch() yields alerts in ascending changed-at order, so a window that
-    # stops early (WindowIncomplete) can still commit the mark it reached.
+    # For scopes without a declared Stream (Stream.scope() is the way to declare these per
+    # stream): how far back the vendor keeps alerts, and whether fetch() yields alerts in
+    # ascending changed-at order, so a window that stops early (WindowIncomplete) can
+    # still commit the mark it reached.
+    retention: ClassVar[timedelta | None] = None
     ordered: ClassVar[bool] = False
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
