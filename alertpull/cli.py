@@ -255,7 +255,9 @@ def _status_line(row: dict[str, Any]) -> str:
     if counts:
         parts.append(f"last run wrote {counts.get('written', 0)} of {counts.get('fetched', 0)} "
                      f"({counts.get('duplicates', 0)} duplicate, "
-                     f"{counts.get('degraded', 0)} degraded)")
+                     f"{counts.get('degraded', 0)} degraded"
+                     + (f", {counts['unparsed']} unparsed" if counts.get("unparsed") else "")
+                     + ")")
     for key, gap in row["retention_gaps"].items():
         parts.append(f"RETENTION GAP {key}: alerts changed from {gap['from']} to {gap['to']} "
                      f"may be lost ({gap['retention']} retention)")

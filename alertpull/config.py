@@ -17,6 +17,7 @@ from typing import Any
 from alertpull.connector import Option, Secret
 from alertpull.errors import ConfigError
 from alertpull.timeutil import parse_duration
+from alertpull.validate import ca_bundles, endpoint_url, require_modules
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -32,6 +33,15 @@ STATE_OPTIONS: dict[str, dict[str, Option]] = {
         "prefix": Option(default="alertpull/state"),
         "endpoint_url": Option(help="S3 endpoint override"),
         "region": Option(),
+        "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
+    },
+    "gcs": {
+        "backend": Option(required=True),
+        "bucket": Option(required=True, help="bucket holding state documents"),
+        "prefix": Option(default="alertpull/state"),
+        "credentials_file": Option(kind="path", help="service-account key; default ADC"),
+        "project": Option(help="billing project (requester-pays buckets)"),
+        "endpoint": Option(help="JSON API endpoint override"),
         "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
     },
 }
@@ -53,6 +63,17 @@ SINK_OPTIONS: dict[str, dict[str, Option]] = {
         "region": Option(),
         "sse": Option(choices=("AES256", "aws:kms")),
         "sse_kms_key_id": Option(),
+        "spool_dir": Option(help="local directory for staged parts"),
+        "format": _FORMAT,
+    },
+    "gcs": {
+        "type": Option(required=True),
+        "bucket": Option(required=True),
+        "prefix": Option(default=""),
+        "compression": Option(default="gzip", choices=("gzip", "none")),
+        "credentials_file": Option(kind="path", help="service-account key; default ADC"),
+        "project": Option(help="billing project (requester-pays buckets)"),
+        "endpoint": Option(help="JSON API endpoint override"),
         "spool_dir": Option(help="local directory for staged parts"),
         "format": _FORMAT,
     },
@@ -114,6 +135,9 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
         if isinstance(value, str):
             return Secret(_expand_env(value, where))
         raise ConfigError(f"{where}: expected a string or {{file: PATH}}")
+    if option.kind == "path_or_mapping":  # a file, or the same content inline
+        return dict(value) if isinstance(value, Mapping) else _coerce(
+            value, Option("path"), where, base_dir)
     if option.kind == "path":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a file path, got {type(value).__name__}")
@@ -201,6 +225,16 @@ def _resolve_paths(block: dict[str, Any], keys: tuple[str, ...], base_dir: str) 
             block[key] = _path(block[key], base_dir)
 
 
+def _check_s3_block(block: Mapping[str, Any], kind: str, where: str) -> None:
+    """An S3 state or sink needs boto3, and an endpoint_url that is a URL."""
+    if kind != "s3":
+        return
+    require_modules(f"{where} (s3)", {"boto3": "aws"})
+    if block["endpoint_url"]:
+        endpoint_url(block["endpoint_url"], f"{where}.endpoint_url",
+                     form="http(s)://host[:port] of an S3-compatible endpoint")
+
+
 def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) -> SourceConfig:
     from alertpull.connectors import REGISTRY, connector_class
 
@@ -213,7 +247,8 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
     if not isinstance(kind, str) or kind not in REGISTRY:
         types = ", ".join(sorted(REGISTRY))
         raise ConfigError(f"{where}.type: {kind!r} is not a source type; use one of {types}")
-    connector_spec = connector_class(kind).options
+    connector = connector_class(kind).configured(where, data, base_dir)
+    connector_spec = connector.options
     unknown = sorted(set(data) - {"type", *connector_spec, *TIMING_OPTIONS})
     if unknown:
         valid = ", ".join(sorted({"type", *connector_spec, *TIMING_OPTIONS}))
@@ -229,7 +264,8 @@ def _source(name: str, data: Any, defaults: Mapping[str, Any], base_dir: str) ->
                           "run has nothing to pull")
     own = {k: v for k, v in data.items() if k in connector_spec}
     settings = validate_block(own, connector_spec, where, base_dir)
-    connector_class(kind).check_settings(where, settings)
+    require_modules(f"source {name} ({kind})", connector.requires)
+    connector.check_settings(where, settings)
     return SourceConfig(name=name, type=kind, timing=timing, settings=settings)
 
 
@@ -247,6 +283,8 @@ def parse_config(raw: Any, path: str) -> Config:
     sink_raw = raw.get("sink") or {"type": "jsonl"}
     sink = validate_block(sink_raw, _pick_variant(sink_raw, SINK_OPTIONS, "type", "sink"),
                           "sink", base_dir)
+    _check_s3_block(state, state["backend"], "state")
+    _check_s3_block(sink, sink["type"], "sink")
     _resolve_paths(state, ("path",), base_dir)
     _resolve_paths(sink, ("path", "spool_dir"), base_dir)
     defaults = validate_block(raw.get("defaults") or {}, TIMING_OPTIONS, "defaults", base_dir)
@@ -281,4 +319,6 @@ def load_config(path: str) -> Config:
         at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}:{at}: {problem}; fix the YAML syntax") from None
-    return parse_config(raw, path)
+    config = parse_config(raw, path)
+    ca_bundles()
+    return config

@@ -26,7 +26,8 @@ class Option:
     """One key of a source's config block.
 
     kind: "str", "path" (relative to the config file, ~ expanded), "int", "bool",
-    "duration", "list", "map". A `secret` option accepts a
+    "duration", "list", "map", "path_or_mapping" (a path, or that file's content inline).
+    A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
     `choices` limits a string, or every item of a (non-empty) list, to those values.
     An "int" is at least `minimum`.
@@ -91,6 +92,9 @@ class Scope:
     `snapshot` marks a scope whose connector finds the changes itself by diffing its
     Memory (a device-posture snapshot, a re-polled list without ids): the runner then
     takes every alert it yields, whatever its changed-at, instead of only the window's.
+    `position` marks a scope of a stream read with a position cursor (see Position): the
+    runner calls fetch once per run, with a window spanning the run's planned ranges
+    (for logging and a first run's start only), and takes every alert it yields.
     `tenant` is the tenant every alert of the scope belongs to, where the scope knows it:
     the tenant of a degraded record (see alertpull.degraded), whose own may be unreadable.
     `stream` is the declared stream the scope pulls (Stream.scope() makes the scope): its
@@ -102,6 +106,7 @@ class Scope:
     params: Mapping[str, Any] = field(default_factory=dict)
     overlap: timedelta | None = None
     snapshot: bool = False
+    position: bool = False
     tenant: str | None = None
     retention: timedelta | None = None
     error: str | None = None
@@ -132,10 +137,12 @@ class Stream:
     snapshot: bool = False
     page_size: int | None = None
 
-    def scope(self, key: str, params: Mapping[str, Any], tenant: str | None = None) -> Scope:
-        """A scope pulling this stream: its declaration carried into the Scope."""
+    def scope(self, key: str, params: Mapping[str, Any], tenant: str | None = None, *,
+              retention: timedelta | None = None) -> Scope:
+        """A scope pulling this stream: its declaration carried into the Scope. `retention`
+        is one the config sets for this scope (a licence's), over the stream's."""
         return Scope(key=key, params=params, overlap=self.overlap, snapshot=self.snapshot,
-                     tenant=tenant, stream=self)
+                     tenant=tenant, retention=retention, stream=self)
 
 
 @dataclass(frozen=True)
@@ -158,17 +165,63 @@ class Window:
     end: datetime
 
 
+_NOT_ADVANCED = object()
+
+
+class Position:
+    """Where a position-cursor stream has read up to: an opaque vendor position that only
+    moves forward (a monotonic id such as Thinkst Canary's `max_updated_id`, a ULID, a file
+    identity and offset, an object key), any JSON value.
+
+    `previous` is the position the last successful run committed (None on the first run).
+    The connector reads from it and calls `advance(new)` as it yields, each time with the
+    position just past what it has yielded so far. The runner commits the last advanced
+    value with the cursor, only after the output is published and in the same two-phase
+    delivery, so a crash at any point re-reads from `previous` and writes nothing twice. A
+    run that fails commits nothing; one whose pull stops early (WindowIncomplete) commits
+    the position reached. Ordering is the connector's: the engine never compares positions.
+    """
+
+    __slots__ = ("_current", "previous")
+
+    def __init__(self, previous: Any = None) -> None:
+        self.previous = previous
+        self._current: Any = _NOT_ADVANCED
+
+    def advance(self, new: Any) -> None:
+        if new is None:
+            raise ValueError("a position cannot advance to None")
+        self._current = new
+
+    @property
+    def advanced(self) -> bool:
+        return self._current is not _NOT_ADVANCED
+
+    @property
+    def reached(self) -> Any:
+        """The position to commit: the last advanced one, else the previous."""
+        return self._current if self.advanced else self.previous
+
+
 @dataclass
 class Memory:
     """A connector's own JSON kept in its scope's cursor (e.g. a posture snapshot to diff).
 
     `previous` is what the last successful run left; a connector that keeps memory sets
     `current`, and the runner commits it with the cursor, after the output is published.
-    One Memory is shared by every window of a scope in a run.
+    One Memory is shared by every window of a scope in a run. `position` is the scope's
+    position cursor (see Position), for the scopes marked `position`.
+
+    `unparsed` is where a connector that reads raw input (files, objects) counts what it
+    read but could not make an alert of, such as a line that is not JSON: the engine adds
+    it to the run's counts, so it shows in the run summary and `status`, not only in the
+    connector's warning.
     """
 
     previous: Mapping[str, Any] | None = None
     current: dict[str, Any] | None = None
+    unparsed: int = 0
+    position: Position = field(default_factory=Position)
 
 
 class Connector(ABC):
@@ -184,6 +237,9 @@ class Connector(ABC):
     # still commit the mark it reached.
     retention: ClassVar[timedelta | None] = None
     ordered: ClassVar[bool] = False
+    # Modules the connector imports when it pulls -> the alertpull extra that installs them:
+    # checked while the config loads, so a missing SDK is one line, not an ImportError.
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         self.source_name = source_name
@@ -191,9 +247,16 @@ class Connector(ABC):
         self.log = log
 
     @classmethod
+    def configured(cls, where: str, data: Mapping[str, Any], base_dir: str) -> type[Connector]:
+        """The class that pulls this source block: itself, except for a type whose options
+        depend on the block (`type: rest` takes the options its spec declares)."""
+        return cls
+
+    @classmethod
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         """Raise ConfigError for what the option types cannot say (e.g. "exactly one of
-        two keys"), while the config loads: a wrong config exits 2 before anything runs."""
+        two keys", a key file that is not there), while the config loads and under `check`: a
+        wrong config exits 2 before anything runs. Shared checks are in alertpull.validate."""
         return None
 
     @abstractmethod
@@ -204,7 +267,8 @@ class Connector(ABC):
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         """Yield pages of raw vendor alerts whose changed-at lies in the window.
 
-        Most connectors ignore `memory`; see Memory for those that keep their own state.
+        Most connectors ignore `memory`; see Memory for those that keep their own state,
+        and Position for a stream that reads from a vendor position instead of by time.
         """
 
     @abstractmethod
@@ -225,6 +289,12 @@ class Connector(ABC):
         record. None (every connector whose vendor has its own format): the record is
         mapped."""
         return None
+
+    def version_view(self, raw: Any) -> Any:
+        """What version dedup hashes: raw itself, or raw without the fields whose change
+        alone is not a new version (a vendor that touches a timestamp and nothing else).
+        The record's `raw` and `raw_sha256` stay those of the verbatim object."""
+        return raw
 
     def landmarks(self, scope: Scope) -> Landmarks:
         """Where the raw alerts of this scope keep their id, title and times."""

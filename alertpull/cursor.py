@@ -10,7 +10,8 @@ A scope's cursor holds:
   same-timestamp siblings are never lost;
 - `seen_from`: from when on `seen` holds every version written. A re-read of pulled time
   starts no earlier, so a larger `overlap` than the last run's never writes again what
-  `seen` has forgotten (it takes effect as the memory grows, run by run).
+  `seen` has forgotten (it takes effect as the memory grows, run by run);
+- `position`: where a position-cursor stream has read up to (see connector.Position).
 
 The watermark never passes time that was not read: a refetch or a recent `--since`
 still pulls the incremental range, and `set_watermark` refuses to move forward.
@@ -36,6 +37,7 @@ class Cursor:
     seen: dict[str, tuple[int, str]] = field(default_factory=dict)  # native_id -> (ms, sha)
     memory: dict[str, Any] | None = None  # the connector's own JSON (see connector.Memory)
     seen_from: datetime | None = None  # None: a cursor from before it was kept
+    position: Any = None  # a position-cursor stream's vendor position (connector.Position)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Cursor:
@@ -47,6 +49,7 @@ class Cursor:
             seen={key: (int(ms), str(sha)) for key, (ms, sha) in data.get("seen", {}).items()},
             memory=data.get("memory"),
             seen_from=parse_time(data["seen_from"]) if data.get("seen_from") else None,
+            position=data.get("position"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +59,7 @@ class Cursor:
             "seen": self.seen,  # (ms, sha) tuples: JSON arrays, in key order when stored
             "memory": self.memory,
             "seen_from": format_time(self.seen_from) if self.seen_from else None,
+            "position": self.position,
         }
 
 
@@ -172,7 +176,7 @@ def set_watermark(cursor: Cursor, mark: datetime) -> Cursor:
     # Ranges after the new mark count as not pulled, so the next run reads them again.
     covered = merge_intervals([(a, min(b, mark)) for a, b in cursor.covered])
     return Cursor(watermark=mark, covered=covered, seen=cursor.seen, memory=cursor.memory,
-                  seen_from=cursor.seen_from)
+                  seen_from=cursor.seen_from, position=cursor.position)
 
 
 class VersionFilter:
@@ -247,8 +251,9 @@ class VersionFilter:
 
 
 def advance(cursor: Cursor, pulled: list[Interval], versions: VersionFilter,
-            memory: dict[str, Any] | None) -> Cursor:
-    """The cursor after a successful run that pulled the given ranges completely."""
+            memory: dict[str, Any] | None, position: Any = None) -> Cursor:
+    """The cursor after a successful run that pulled the given ranges completely and read
+    a position stream up to `position` (None: the cursor's own is kept)."""
     covered = merge_intervals([*cursor.covered, *pulled])
     ends = [b for a, b in pulled if a < b]
     watermark = cursor.watermark
@@ -256,4 +261,5 @@ def advance(cursor: Cursor, pulled: list[Interval], versions: VersionFilter,
         watermark = max(ends)
     return Cursor(watermark=watermark, covered=covered, seen=versions.seen_at(watermark),
                   memory=memory if memory is not None else cursor.memory,
-                  seen_from=versions.complete_from(watermark))
+                  seen_from=versions.complete_from(watermark),
+                  position=position if position is not None else cursor.position)

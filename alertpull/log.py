@@ -13,7 +13,28 @@ from typing import Any
 from alertpull.timeutil import format_time, utcnow
 
 LOGGER = "alertpull"
+_SECRETS: set[str] = set()  # values no log line may show (see redact_in_logs)
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+def redact_in_logs(secret: str) -> None:
+    """From now on, `secret` is shown as *** in every log line of this process, whoever
+    logs it: a query-string credential (Canary's auth_token) is in every URL that
+    urllib3's retry warnings print."""
+    if len(secret) >= 4:  # a shorter value would blank out ordinary words
+        _SECRETS.add(secret)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            clean = message
+            for secret in _SECRETS:
+                clean = clean.replace(secret, "***")
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
 
 
 class _Formatter(logging.Formatter):
@@ -101,6 +122,7 @@ def setup_logging(log_format: str | None, verbosity: int) -> Progress:
     fmt = log_format or "text"
     progress = Progress(enabled=tty and fmt == "text" and verbosity >= 0)
     handler = _ProgressAwareHandler(progress)
+    handler.addFilter(_RedactingFilter())
     tracebacks = verbosity > 0
     handler.setFormatter(JsonFormatter(tracebacks) if fmt == "json" else TextFormatter(tracebacks))
     logger = logging.getLogger(LOGGER)

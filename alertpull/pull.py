@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from alertpull.connector import Connector, Memory, Scope, Window
+from alertpull.connector import Connector, Memory, Position, Scope, Window
 from alertpull.cursor import Cursor, Interval, Plan, VersionFilter, WindowPolicy, advance
 from alertpull.degraded import degraded
 from alertpull.errors import SourceError, WindowIncomplete
@@ -32,6 +32,7 @@ class Counts:
     degraded: int = 0  # written as degraded records: their mapping failed
     out_of_window: int = 0
     pages: int = 0
+    unparsed: int = 0  # input the connector read but could not make an alert of (Memory)
 
     def add(self, other: Counts) -> None:
         for name, value in asdict(other).items():
@@ -64,9 +65,9 @@ class ScopePull:
 
     def run(self) -> Cursor:
         """Pull every planned window; return the cursor to commit if all goes well."""
-        memory = Memory(previous=self.cursor.memory)
+        memory = Memory(previous=self.cursor.memory, position=Position(self.cursor.position))
         pulled: list[Interval] = []
-        for window in self.plan.ranges:
+        for window in self._windows():
             self._window_max_ms = None
             try:
                 for page in self.connector.fetch(self.scope, window, memory):
@@ -77,10 +78,32 @@ class ScopePull:
                     self.progress.add(self.source, len(page))
                     failpoint("after_page")
             except WindowIncomplete as exc:
-                pulled.extend(self._cut_short(window, exc, progressed=bool(pulled)))
+                if self.scope.position:
+                    pulled.extend(self._position_cut_short(memory.position, exc))
+                else:
+                    pulled.extend(self._cut_short(window, exc, progressed=bool(pulled)))
                 break
             pulled.append((window.start, window.end))
-        return advance(self.cursor, pulled, self.versions, memory.current)
+        self.counts.unparsed += memory.unparsed
+        return advance(self.cursor, pulled, self.versions, memory.current,
+                       memory.position.reached)
+
+    def _windows(self) -> list[Window]:
+        """The planned ranges; one window spanning them for a position stream, which reads
+        once per run from its position, whatever the time."""
+        ranges = self.plan.ranges
+        if self.scope.position and ranges:
+            return [Window(ranges[0].start, ranges[-1].end)]
+        return ranges
+
+    def _position_cut_short(self, position: Position, exc: WindowIncomplete) -> list[Interval]:
+        """A position stream that stopped early commits the position it reached (the
+        connector advanced it past what it yielded) and no time: its watermark stays."""
+        if not position.advanced:
+            raise SourceError(f"pull stopped early and made no progress: {exc}") from None
+        self.log.warning("%s: pull stopped early (%s); the next run resumes from the position "
+                         "reached", self.scope.key, exc)
+        return []
 
     def _cut_short(self, window: Window, exc: WindowIncomplete,
                    progressed: bool) -> list[Interval]:
@@ -115,9 +138,11 @@ class ScopePull:
             if not self._in_window(alert, window):
                 return
         sha = sha or raw_sha256(raw)
+        view = self.connector.version_view(raw)
+        version = sha if view is raw else raw_sha256(view)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), sha):
+        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), version):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
@@ -129,7 +154,8 @@ class ScopePull:
     def _in_window(self, alert: Normalized, window: Window) -> bool:
         """Whether the alert is this window's to write; it then counts towards the mark
         reached (see _cut_short)."""
-        if not self.scope.snapshot and not window.start <= alert.changed_at < window.end:
+        takes_all = self.scope.snapshot or self.scope.position  # they find their changes
+        if not takes_all and not window.start <= alert.changed_at < window.end:
             # Not this window's to write: later changes are read by the next run, earlier
             # ones were read before; writing them would repeat them run after run.
             self.counts.out_of_window += 1

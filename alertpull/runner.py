@@ -196,11 +196,13 @@ class SourceRun:
                 failpoint("before_pending")
                 token = self.store.save(name, doc, token)
                 failpoint("after_pending")
+                self.store.assert_held(name)  # a run that lost its lease publishes nothing
                 publish(self.sink, commits)
                 failpoint("after_publish")
             apply_cursors(doc, commits)
             self._record_run(doc, counts, error)
             _record_gaps(doc, outcomes, ok=error is None)
+            self.store.assert_held(name)  # ... and commits nothing
             token = self.store.save(name, doc, token)
             failpoint("after_commit")
         notify_errors = self._notify(doc, token) if not self.flags.dry_run else []
@@ -290,10 +292,12 @@ def log_summary(result: SourceResult, log: logging.LoggerAdapter[Any], *,
               "seconds": result.seconds, "watermark": result.watermark, "dry_run": dry_run}
     if result.status == "ok":
         # A dry run writes nothing and keeps the cursor: say what a real run would do.
-        log.info("%s: %d fetched, %d %s, %d duplicate, %d degraded, %d pages, "
+        # Unparsed input is rare and only file and object readers have it: named when met.
+        unparsed = f", {c.unparsed} unparsed" if c.unparsed else ""
+        log.info("%s: %d fetched, %d %s, %d duplicate, %d degraded%s, %d pages, "
                  "%d scope(s), %.1fs, watermark %s", "dry run" if dry_run else "ok",
                  c.fetched, c.written, "to write" if dry_run else "written", c.duplicates,
-                 c.degraded, c.pages, result.scopes, result.seconds,
+                 c.degraded, unparsed, c.pages, result.scopes, result.seconds,
                  f"{result.watermark} (not saved)" if dry_run else result.watermark,
                  extra=fields)
     else:

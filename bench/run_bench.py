@@ -183,6 +183,55 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
         link, params = response.json().get("next"), None
 '''
 
+FLOOR_CROWDSTRIKE = r'''
+import os, requests
+session = requests.Session()
+token = session.post(os.environ["BENCH_URL"] + "/oauth2/token",
+                     data={"client_id": os.environ["BENCH_ID"],
+                           "client_secret": os.environ["BENCH_SECRET"]}).json()["access_token"]
+session.headers["Authorization"] = "Bearer " + token
+body = {"filter": f"updated_timestamp:>='{os.environ['BENCH_SINCE']}'",
+        "sort": "updated_timestamp|asc", "limit": 1000}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.post(os.environ["BENCH_URL"] + "/alerts/combined/alerts/v1", json=body)
+        emit(sink, response.content)
+        after = response.json()["meta"]["pagination"].get("after")
+        if not after:
+            break
+        body = {**body, "after": after}
+'''
+
+FLOOR_SENTINELONE = r'''
+import os, requests
+session = requests.Session()
+session.headers["Authorization"] = "ApiToken " + os.environ["BENCH_TOKEN"]
+params = {"updatedAt__gte": os.environ["BENCH_SINCE"], "sortBy": "updatedAt",
+          "sortOrder": "asc", "limit": 1000}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.get(os.environ["BENCH_URL"] + "/web/api/v2.1/threats", params=params)
+        emit(sink, response.content)
+        cursor = response.json()["pagination"]["nextCursor"]
+        if not cursor:
+            break
+        params = {**params, "cursor": cursor}
+'''
+
+FLOOR_CANARY = r'''
+import os, requests
+session = requests.Session()
+params = {"auth_token": os.environ["BENCH_TOKEN"], "incidents_since": 0, "limit": 500}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.get(os.environ["BENCH_URL"] + "/api/v1/incidents/all", params=params)
+        emit(sink, response.content)
+        cursor = response.json()["cursor"]["next"]
+        if not cursor:
+            break
+        params = {"auth_token": os.environ["BENCH_TOKEN"], "cursor": cursor}
+'''
+
 
 # -- one adapter per source type -------------------------------------------------------------
 
@@ -342,6 +391,42 @@ def make_kandji(n: int, workdir: Path) -> Replay:
         "streams": ["audit_events"], "requests_per_hour": RAISED}
 
 
+# The declarative recipes: their fakes hold plain lists (a fake's CPU is not counted) and
+# their specs' rate budgets are far above what a bench run calls.
+
+
+def make_crowdstrike(n: int, workdir: Path) -> Replay:
+    from tests.fakes.crowdstrike import CrowdStrikeFake, make_alert
+
+    start, step = _start_time(), _step(n)
+    fake = CrowdStrikeFake()
+    fake.alerts = [make_alert(i, start + i * step) for i in range(n)]
+    return fake, lambda url: {"BENCH_ID": fake.client_id, "BENCH_SECRET": fake.client_secret}, {
+        "type": "crowdstrike", "base_url": "${BENCH_URL}", "client_id": "${BENCH_ID}",
+        "client_secret": "${BENCH_SECRET}"}
+
+
+def make_sentinelone(n: int, workdir: Path) -> Replay:
+    from tests.fakes.sentinelone import SentinelOneFake, make_threat
+
+    start, step = _start_time(), _step(n)
+    fake = SentinelOneFake()
+    fake.threats = [make_threat(i, start + i * step) for i in range(n)]
+    return fake, lambda url: {"BENCH_TOKEN": fake.token}, {
+        "type": "sentinelone", "base_url": "${BENCH_URL}", "api_token": "${BENCH_TOKEN}"}
+
+
+def make_canary(n: int, workdir: Path) -> Replay:
+    from tests.fakes.canary import CanaryFake
+
+    start, step = _start_time(), _step(n)
+    fake = CanaryFake()
+    for i in range(n):
+        fake.add(i, start + i * step, kind=i)
+    return fake, lambda url: {"BENCH_TOKEN": fake.auth_token}, {
+        "type": "thinkst_canary", "base_url": "${BENCH_URL}", "auth_token": "${BENCH_TOKEN}"}
+
+
 def google_token(env: dict[str, str], scope: str, subject: str | None = None) -> str:
     """A bearer token from the fake's OAuth endpoint (JWT-bearer grant of the key file)."""
     from google.auth.transport.requests import Request
@@ -371,6 +456,12 @@ SOURCES: dict[str, Source] = {
                      "value", "requests_per_minute"),
     "kandji": Source("Kandji audit events (stream audit_events)", make_kandji, FLOOR_KANDJI,
                      "results", "requests_per_hour"),
+    "crowdstrike": Source("CrowdStrike Falcon alerts (recipe)", make_crowdstrike,
+                          FLOOR_CROWDSTRIKE, "resources"),
+    "sentinelone": Source("SentinelOne threats (recipe)", make_sentinelone, FLOOR_SENTINELONE,
+                          "data"),
+    "thinkst_canary": Source("Thinkst Canary incidents (recipe, position cursor)", make_canary,
+                             FLOOR_CANARY, "incidents"),
 }
 
 

@@ -19,6 +19,10 @@ REGISTRY: dict[str, str] = {
     "kandji": "alertpull.connectors.kandji:KandjiConnector",
     "intune": "alertpull.connectors.intune:IntuneConnector",
     "suricata": "alertpull.connectors.suricata:SuricataConnector",
+    "rest": "alertpull.rest.connector:RestConnector",
+    "sentinelone": "alertpull.rest.recipes:SentinelOne",
+    "thinkst_canary": "alertpull.rest.recipes:ThinkstCanary",
+    "crowdstrike": "alertpull.rest.recipes:CrowdStrike",
 }
 
 

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alertpull.connector import Option, max_retries_option
-from alertpull.errors import SourceError, one_line, retries_phrase
+from alertpull.errors import ConfigError, SourceError, one_line, retries_phrase
 from alertpull.paging import MAX_PAGES_OPTION
 from alertpull.record import dump_json, parse_json
+from alertpull.validate import endpoint_url
 
 MAX_RETRIES = 8  # max_retries' default: botocore backs off at random for up to ~1 min
 CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
@@ -71,6 +72,23 @@ def aws_options(service: AwsService, regions_help: str) -> dict[str, Option]:
         "max_retries": max_retries_option(MAX_RETRIES),
         "max_pages": MAX_PAGES_OPTION,
     }
+
+
+# What every AWS source type imports when it pulls -> the extra that installs it.
+AWS_REQUIRES = {"boto3": "aws"}
+
+
+def check_aws_settings(where: str, settings: Mapping[str, Any]) -> None:
+    """The AWS keys' checks the option types cannot make (Connector.check_settings)."""
+    if settings["endpoint_url"]:
+        endpoint_url(settings["endpoint_url"], f"{where}.endpoint_url",
+                     form="http(s)://host[:port] of the service's endpoint")
+    if settings["external_id"] is not None and not settings["role_arn"]:
+        raise ConfigError(f"{where}.external_id: used only to assume role_arn; set role_arn "
+                          "or remove external_id")
+    if settings["regions"] == []:
+        raise ConfigError(f"{where}.regions: empty; list regions, or remove the key to pull "
+                          "every region enabled for the account")
 
 
 Describe = Callable[[Exception, str | None], str]  # (botocore error, region) -> one line

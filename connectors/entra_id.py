@@ -38,7 +38,14 @@ from alertpull.record import (
 )
 from alertpull.timeutil import format_time, parse_time_or_none
 
-from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
+from .msgraph import (
+    GRAPH_OPTIONS,
+    GRAPH_REQUIRES,
+    Endpoint,
+    GraphApp,
+    GraphClient,
+    check_graph_settings,
+)
 
 ALERTS = "alerts"
 RISK_DETECTIONS = "risk_detections"
@@ -48,7 +55,7 @@ _ENUM_MEMBER = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 
 # Defender XDR keeps alerts ~180 days (tenant policy); risk detections 7/30/90 days
-# (Free/P1/P2). Both are declared with the longer bound, so a backfill is never cut short.
+# (Free/P1/P2): their scope's retention is the risk_detections_retention option.
 RETENTION = timedelta(days=180)
 
 
@@ -79,7 +86,7 @@ STREAMS: dict[str, Collection] = {
     RISK_DETECTIONS: Collection(
         # Offline detections surface up to 48 h late. $orderby is not documented for
         # riskDetections: a window cut short is read again.
-        stream=Stream(RISK_DETECTIONS, ordered=False, retention=RETENTION,
+        stream=Stream(RISK_DETECTIONS, ordered=False,
                       overlap=timedelta(hours=48), page_size=500),
         path="/v1.0/identityProtection/riskDetections",
         changed_field="lastUpdatedDateTime",
@@ -106,14 +113,29 @@ class EntraIdConnector(Connector):
         "alerts_per_minute": Option(
             "int", default=150, help="alerts_v2 call budget per tenant and app (Graph allows 150)"
         ),
+        "risk_detections_retention": Option(
+            "duration", default=timedelta(days=30),
+            help="how long the tenant's licence keeps risk detections: 7d (Free), 30d (P1), "
+            "90d (P2); a run that finds its window older says what was lost",
+        ),
     }
+    requires = GRAPH_REQUIRES
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        check_graph_settings(where, settings)
+        _service_filter(where, settings["service_sources"])
+        if settings["risk_detections_retention"] <= timedelta(0):
+            raise ConfigError(f"{where}.risk_detections_retention: must be longer than 0, "
+                              "e.g. 30d")
 
     def __init__(self, source_name: str, settings: Mapping[str, Any],
                  log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
         super().__init__(source_name, settings, log)
         self.app = GraphApp.from_settings(source_name, settings)
         self.streams: list[str] = settings["streams"]
-        self.service_filter = _service_filter(source_name, settings["service_sources"])
+        self.service_filter = _service_filter(f"sources.{source_name}",
+                                              settings["service_sources"])
         self.endpoints = {
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
             for name, stream in STREAMS.items()
@@ -125,8 +147,11 @@ class EntraIdConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
+        # The licence sets how long risk detections are kept: the config says which.
+        retention = {RISK_DETECTIONS: self.settings["risk_detections_retention"]}
         return [STREAMS[name].stream.scope(f"{tenant}/{name}",
-                                           {"tenant_id": tenant, "stream": name}, tenant)
+                                           {"tenant_id": tenant, "stream": name}, tenant,
+                                           retention=retention.get(name))
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -205,13 +230,14 @@ class OrderWatch:
             self._last = changed
 
 
-def _service_filter(source: str, sources: list[str] | None) -> str | None:
-    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source."""
+def _service_filter(block: str, sources: list[str] | None) -> str | None:
+    """`(serviceSource eq 'a' or serviceSource eq 'b')`, or None for every source. `block` is
+    the source's place in the config, sources.NAME."""
     if not sources:
         return None
     bad = [value for value in sources if not _ENUM_MEMBER.match(value)]
     if bad:  # also keeps quotes and operators out of the OData filter
-        raise ConfigError(f"sources.{source}.service_sources: {bad[0]!r} is not a serviceSource "
+        raise ConfigError(f"{block}.service_sources: {bad[0]!r} is not a serviceSource "
                           "value such as microsoftDefenderForEndpoint")
     return "(" + " or ".join(f"serviceSource eq '{value}'" for value in sources) + ")"
 

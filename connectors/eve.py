@@ -80,6 +80,7 @@ class EventFilter:
 
     def __init__(self, event_types: list[str]) -> None:
         self.event_types = frozenset(event_types)
+        self.unparsed = 0  # lines not JSON objects, over every file and object read
 
     def wanted(self, line: bytes, line_start: int, bad: BadLines) -> dict[str, Any] | None:
         """The line's object if it is a wanted event; None for other events (flow, dns,
@@ -89,10 +90,10 @@ class EventFilter:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
-            bad.note(line_start)
-            return None
+            obj = None
         if not isinstance(obj, dict):
             bad.note(line_start)
+            self.unparsed += 1
             return None
         return obj if event_type(obj) in self.event_types else None
 

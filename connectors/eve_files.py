@@ -1,6 +1,7 @@
 """EVE files on this host, read incrementally across logrotate's ways of rotating them.
 
-Position memory (the scope's Memory), one entry per *file content*:
+The position (the scope's position cursor, connector.Position), one entry per *file
+content*:
 
     {"files": {<fingerprint>: {"offset": N, "path": P, "gzip_read": ["dev:ino:size", ...]}}}
 
@@ -19,7 +20,7 @@ because every copy logrotate makes of that file keeps it:
   a file shorter than its offset, whatever its first line, is read again from 0).
 
 `offset` always ends at a newline: a line still being written is left for the next run.
-Entries of contents no longer on disk are dropped, so the memory holds one entry per file
+Entries of contents no longer on disk are dropped, so the position holds one entry per file
 the glob matches.
 """
 
@@ -47,7 +48,7 @@ class _File:
 
 
 class EveFiles:
-    """Reads what is new in the files a path or glob matches; `memory()` is the position
+    """Reads what is new in the files a path or glob matches; `position()` is the position
     to commit once every object they yielded is published."""
 
     def __init__(self, pattern: str, previous: Mapping[str, Any] | None, events: EventFilter,
@@ -70,7 +71,7 @@ class EveFiles:
                 continue
             yield from self._read_from(file, entry)
 
-    def memory(self) -> dict[str, Any]:
+    def position(self) -> dict[str, Any]:
         return {"files": self._current}
 
     # -- finding the files -------------------------------------------------------------------

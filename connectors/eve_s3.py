@@ -5,7 +5,7 @@ Keys sort by time inside a *stream*: the prefix above the first date-like folder
 then `YYYY/MM/DD/HH/`), or a folder of objects with no dated folders below it. Several
 firewalls under one prefix interleave in key order, so one marker for the whole prefix
 would skip a firewall's new hour behind another's old ones (the way Wazuh's reader gets
-stuck, wazuh/wazuh#27781): each stream is its own scope with its own position memory:
+stuck, wazuh/wazuh#27781): each stream is its own scope with its own position cursor:
 
     {"after": <key>, "read": {<key>: <LastModified, epoch ms>, ...}}
 
@@ -82,7 +82,7 @@ class EveBucket:
 
     def read(self, stream: str, dated: bool, previous: Mapping[str, Any] | None,
              first_since: datetime | None) -> tuple[Iterator[dict[str, Any]], dict[str, Any]]:
-        """The wanted events of the stream's new objects, and the memory to commit once
+        """The wanted events of the stream's new objects, and the position to commit once
         they are all read (filled in as the iterator runs). On a stream's first run,
         objects last modified before `first_since` are passed over, not read."""
         after = str((previous or {}).get("after", ""))

@@ -56,6 +56,11 @@ class GuardDutyConnector(Connector):
             "bool", default=True, help="also pull archived findings, with status 'archived'"
         ),
     }
+    requires = aws.AWS_REQUIRES
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        aws.check_aws_settings(where, settings)
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger) -> None:
         super().__init__(source_name, settings, log)

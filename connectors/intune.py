@@ -45,7 +45,14 @@ from alertpull.record import Normalized, compact, text, unique_objects
 from alertpull.snapshot import snapshot_changes
 from alertpull.timeutil import format_time, parse_time_or_none
 
-from .msgraph import GRAPH_OPTIONS, Endpoint, GraphApp, GraphClient
+from .msgraph import (
+    GRAPH_OPTIONS,
+    GRAPH_REQUIRES,
+    Endpoint,
+    GraphApp,
+    GraphClient,
+    check_graph_settings,
+)
 
 AUDIT_EVENTS = "audit_events"
 DEVICE_POSTURE = "device_posture"
@@ -166,6 +173,11 @@ class IntuneConnector(Connector):
             help="Graph calls per minute per tenant, both streams together (Intune allows "
                  "1000 per 20 s per app on audit events, 2000 on devices)"),
     }
+    requires = GRAPH_REQUIRES
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        check_graph_settings(where, settings)
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)

@@ -61,6 +61,7 @@ from alertpull.paging import MAX_PAGES_OPTION, CursorParam, OffsetLimit, Paginat
 from alertpull.record import Normalized, compact, parse_json, text, unique_strings
 from alertpull.snapshot import VersionDiff, snapshot_changes
 from alertpull.timeutil import parse_time
+from alertpull.validate import endpoint_url
 
 AUDIT_EVENTS = "audit_events"
 BEHAVIORAL_DETECTIONS = "behavioral_detections"
@@ -171,9 +172,13 @@ class KandjiConnector(Connector):
         "max_pages": MAX_PAGES_OPTION,
     }
 
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        _base_url(where, settings["base_url"])
+
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)
-        self.base_url = _base_url(source_name, settings["base_url"])
+        self.base_url = _base_url(f"sources.{source_name}", settings["base_url"])
         self.host = urlsplit(self.base_url).netloc
         self.streams: list[str] = settings["streams"]
         self._token = settings["api_token"]
@@ -303,14 +308,13 @@ class KandjiConnector(Connector):
 # -- config ----------------------------------------------------------------------------------
 
 
-def _base_url(source: str, value: str) -> str:
-    """scheme://host[:port] of the tenant's API; http only towards this machine."""
-    where = f"sources.{source}.base_url"
-    parts = urlsplit(value.strip())
-    if (parts.scheme not in ("https", "http") or not parts.hostname
-            or parts.path.strip("/") or parts.query):
-        raise ConfigError(f"{where}: {value!r} is not a Kandji API URL; use {BASE_URL_FORM}, "
-                          "as Settings > Access shows it")
+def _base_url(block: str, value: str) -> str:
+    """scheme://host[:port] of the tenant's API; http only towards this machine. `block` is
+    the source's place in the config, sources.NAME."""
+    where = f"{block}.base_url"
+    url = endpoint_url(value, where, what="a Kandji API URL",
+                       form=f"{BASE_URL_FORM}, as Settings > Access shows it")
+    parts = urlsplit(url)
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
         raise ConfigError(f"{where}: plain http would send the API token unencrypted; use "
                           "https:// (http is accepted for 127.0.0.1 and localhost only)")

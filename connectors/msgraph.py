@@ -60,9 +60,13 @@ from alertpull.http import (
 from alertpull.http import throttle_wait as throttle_wait  # Graph's 429 wait, for its tests
 from alertpull.paging import MAX_PAGES_OPTION, NextUrlInBody, Request, pages
 from alertpull.record import parse_json
+from alertpull.validate import endpoint_url
 
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 PUBLIC_GRAPH = "https://graph.microsoft.com"
+
+# What every Graph source imports when it signs in -> the extra that installs it.
+GRAPH_REQUIRES = {"msal": "microsoft"}
 
 # The options every Graph source takes; a connector adds its own beside them.
 GRAPH_OPTIONS: dict[str, Option] = {
@@ -114,7 +118,10 @@ class GraphApp:
     @classmethod
     def from_settings(cls, source: str, settings: Mapping[str, Any]) -> GraphApp:
         """Check what the option types cannot (credential choice, URLs); read the key file."""
-        where = f"sources.{source}"
+        return cls.checked(f"sources.{source}", source, settings)
+
+    @classmethod
+    def checked(cls, where: str, source: str, settings: Mapping[str, Any]) -> GraphApp:
         secret, cert_file = settings["client_secret"], settings["certificate_file"]
         if (secret is None) == (cert_file is None):
             raise ConfigError(
@@ -124,6 +131,10 @@ class GraphApp:
         thumbprint = None
         if cert_file is not None:
             thumbprint = _thumbprint(settings["certificate_thumbprint"], where)
+        elif settings["certificate_thumbprint"]:
+            raise ConfigError(f"{where}.certificate_thumbprint: used only with "
+                              "certificate_file; remove it, or set certificate_file instead "
+                              "of client_secret")
         return cls(
             source=source,
             tenant_id=settings["tenant_id"],
@@ -153,11 +164,17 @@ class GraphApp:
         return self.client_secret.reveal()
 
 
+def check_graph_settings(where: str, settings: Mapping[str, Any]) -> None:
+    """Everything GraphApp checks (credential choice, URLs, the key file), while the config
+    loads: `where` is sources.NAME."""
+    GraphApp.checked(where, where.removeprefix("sources."), settings)
+
+
 def _https_base(value: str, where: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.path.strip("/"):
+    if urlsplit(value.strip()).scheme != "https":
         raise ConfigError(f"{where}: {value!r} is not an https:// host URL (MSAL requires https)")
-    return value.rstrip("/")
+    return endpoint_url(value, where, what="a Graph or sign-in host URL",
+                        form="https://host[:port], without a path")
 
 
 def _thumbprint(value: str | None, where: str) -> str:

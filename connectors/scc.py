@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -51,8 +52,12 @@ from alertpull.http import RateBudget, error_text
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
+from alertpull.validate import endpoint_url, key_file
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+# The credential files Application Default Credentials loads from GOOGLE_APPLICATION_CREDENTIALS.
+ADC_FILE_TYPES = ("service_account", "external_account", "authorized_user",
+                  "external_account_authorized_user", "impersonated_service_account")
 VIEWER_ROLE = "roles/securitycenter.findingsViewer"
 PAGE_SIZE = 1000  # the API's maximum (its default is 10)
 ORDER_BY = "event_time"
@@ -135,6 +140,35 @@ class SccConnector(Connector):
         ),
         "max_pages": MAX_PAGES_OPTION,
     }
+    requires: ClassVar[Mapping[str, str]] = {"google.auth": "gcp", "google.api_core": "gcp"}
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        try:
+            checked_parent(settings["parent"])
+        except ConfigError as err:
+            raise ConfigError(f"{where}.parent: {err}") from None
+        if settings["credentials_file"]:
+            key_file(settings["credentials_file"], f"{where}.credentials_file",
+                     types=("service_account",),
+                     fix="point it at the service account's JSON key (for workload identity "
+                     "federation, remove it and set GOOGLE_APPLICATION_CREDENTIALS)")
+        elif os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):  # what ADC reads first
+            key_file(os.environ["GOOGLE_APPLICATION_CREDENTIALS"],
+                     f"{where}: GOOGLE_APPLICATION_CREDENTIALS", types=ADC_FILE_TYPES,
+                     fix="point it at a service-account key or a workload identity federation "
+                     "(external_account) config, or unset it")
+        if settings["api_endpoint"]:
+            endpoint_url(settings["api_endpoint"], f"{where}.api_endpoint", bare_host=True,
+                         what="an SCC endpoint",
+                         form="host[:port] or https://host[:port], e.g. "
+                         "securitycenter.googleapis.com")
+        if settings["iam_endpoint"]:
+            if not settings["impersonate_service_account"]:
+                raise ConfigError(f"{where}.iam_endpoint: used only with "
+                                  "impersonate_service_account; set that or remove it")
+            endpoint_url(settings["iam_endpoint"], f"{where}.iam_endpoint",
+                         form="https://host[:port], e.g. https://iamcredentials.googleapis.com")
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)

@@ -89,12 +89,20 @@ class SecurityHubConnector(Connector):
             "list", help="api v2, delegated administrator only: the organization (o-...) or "
             "organizational units (ou-...) to pull (default: what the account sees)"),
     }
+    requires = aws.AWS_REQUIRES
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        aws.check_aws_settings(where, settings)
+        _check_organization_units(where, settings["organization_units"] or [],
+                                  settings["api"] == "v2")
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: logging.Logger) -> None:
         super().__init__(source_name, settings, log)
         self._aws = AwsClients(settings, SECURITYHUB, _describe)
         self._v2 = settings["api"] == "v2"
-        _check_organization_units(source_name, settings["organization_units"] or [], self._v2)
+        _check_organization_units(f"sources.{source_name}", settings["organization_units"] or [],
+                                  self._v2)
 
     # -- the connector contract ----------------------------------------------------------
 
@@ -240,8 +248,9 @@ class SecurityHubConnector(Connector):
                 "MaxResults": MAX_PAGE}
 
 
-def _check_organization_units(source_name: str, units: list[str], v2: bool) -> None:
-    where = f"sources.{source_name}.organization_units"
+def _check_organization_units(block: str, units: list[str], v2: bool) -> None:
+    """`block` is the source's place in the config, sources.NAME."""
+    where = f"{block}.organization_units"
     if units and not v2:
         raise ConfigError(f"{where}: only api v2 scopes a pull to an organization; with api "
                           "cspm an administrator account pulls all it sees. Remove it or set "

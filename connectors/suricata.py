@@ -2,11 +2,11 @@
 
 Suricata has no pull API: it writes one JSON object per line to `eve.json`, and AWS
 Network Firewall (Suricata inside) delivers the same lines, wrapped, as gzip objects in S3.
-So this source reads with a *position cursor* instead of a time window: the scope is a
-snapshot scope whose Memory is the position (connectors/eve_files.py: per file content,
-the offset read; connectors/eve_s3.py: per key stream, the keys read). The runner commits
-that Memory with the cursor after the output is published, in the same two-phase delivery
-as every other source, so a crash at any point reads every line exactly once.
+So this source reads with the engine's *position cursor* instead of a time window (see
+connector.Position): connectors/eve_files.py keeps per file content the offset read,
+connectors/eve_s3.py per key stream the keys read. The runner commits that position with
+the cursor after the output is published, in the same two-phase delivery as every other
+source, so a crash at any point reads every line exactly once.
 
 Alerts are append-only: an EVE line never changes, so each is one version of its own.
 The mapping (severity policy, native id recipe) is documented in docs/sources/suricata.md.
@@ -36,6 +36,7 @@ from alertpull.connectors.eve_s3 import EveBucket, network_firewall_account, par
 from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import from_epoch_ms, parse_time_or_none
+from alertpull.validate import endpoint_url, require_modules
 
 EVENT_TYPES = ("alert", "anomaly", "drop")
 PAGE = 1000  # events handed to the engine at once
@@ -91,31 +92,41 @@ class SuricataConnector(Connector):
                               "s3_uri (objects in S3)")
         if settings["s3_uri"] is not None:
             parse_s3_uri(settings["s3_uri"], f"{where}.s3_uri")
+            require_modules(f"{where}.s3_uri", {"boto3": "aws"})
+        else:
+            stray = [key for key in ("endpoint_url", "region") if settings[key]]
+            if stray:
+                raise ConfigError(f"{where}.{stray[0]}: used only with s3_uri; remove it "
+                                  "when reading files from path")
+        if settings["endpoint_url"]:
+            endpoint_url(settings["endpoint_url"], f"{where}.endpoint_url",
+                         form="http(s)://host[:port] of an S3-compatible endpoint")
 
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
         if self.settings["path"] is not None:
-            return [Scope(key=f"file:{self.settings['path']}", snapshot=True)]
+            return [Scope(key=f"file:{self.settings['path']}", position=True)]
         bucket = self._s3()
-        return [Scope(key=f"s3://{bucket.bucket}/{stream}", snapshot=True,
+        return [Scope(key=f"s3://{bucket.bucket}/{stream}", position=True,
                       params={"stream": stream, "dated": dated,
                               "account": network_firewall_account(stream),
                               "region": _network_firewall_region(stream)})
                 for stream, dated in bucket.streams()]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
-        if memory.current is not None:
-            return  # a later window of this run (a backfill): the position has been read
+        position = memory.position
+        unparsed_before = self.events.unparsed
         if self.settings["path"] is not None:
-            files = EveFiles(self.settings["path"], memory.previous, self.events, self.log)
+            files = EveFiles(self.settings["path"], position.previous, self.events, self.log)
             yield from _pages(files.read())
-            memory.current = files.memory()
-            return
-        events, position = self._s3().read(scope.params["stream"], scope.params["dated"],
-                                           memory.previous, first_since=window.start)
-        yield from _pages(events)
-        memory.current = position
+            position.advance(files.position())
+        else:
+            events, keys = self._s3().read(scope.params["stream"], scope.params["dated"],
+                                           position.previous, first_since=window.start)
+            yield from _pages(events)
+            position.advance(keys)
+        memory.unparsed += self.events.unparsed - unparsed_before  # this scope's share
 
     def landmarks(self, scope: Scope) -> Landmarks:
         return LANDMARKS

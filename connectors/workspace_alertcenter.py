@@ -55,11 +55,12 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
-from alertpull.errors import MalformedAlert, SourceError, one_line
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
 from alertpull.http import UnreadableAnswer
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
+from alertpull.validate import endpoint_url, key_file
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
 DELEGATION_PATH = "Admin console > Security > API controls > Domain-wide delegation"
@@ -120,6 +121,24 @@ class AlertCenterConnector(Connector):
         "max_retries": max_retries_option(MAX_RETRIES),
         "max_pages": MAX_PAGES_OPTION,
     }
+    requires: ClassVar[Mapping[str, str]] = {
+        "googleapiclient": "workspace", "google_auth_httplib2": "workspace",
+        "httplib2": "workspace", "google.oauth2": "workspace",
+    }
+
+    @classmethod
+    def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
+        key_file(settings["credentials_file"], f"{where}.credentials_file",
+                 types=("service_account",),
+                 fix="point it at the JSON key of a service account with domain-wide "
+                 "delegation (Alert Center accepts no other credentials)")
+        if "@" not in settings["subject"]:
+            raise ConfigError(f"{where}.subject: {settings['subject']!r} is not an email "
+                              "address; use the admin the service account acts as, e.g. "
+                              "admin@example.com")
+        if settings["api_endpoint"]:
+            endpoint_url(settings["api_endpoint"], f"{where}.api_endpoint", path=True,
+                         form="https://host[:port]/, e.g. https://alertcenter.googleapis.com/")
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         super().__init__(source_name, settings, log)

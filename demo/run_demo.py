@@ -24,7 +24,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from alertpull.timeutil import utcnow  # noqa: E402
-from tests.fakes import alertcenter, graph, intune, kandji, scc, securityhub  # noqa: E402
+from tests.fakes import (  # noqa: E402
+    alertcenter,
+    canary,
+    crowdstrike,
+    graph,
+    intune,
+    kandji,
+    scc,
+    securityhub,
+    sentinelone,
+)
 from tests.fakes.aws import AwsFake  # noqa: E402
 from tests.fakes.eve import EveReplay  # noqa: E402
 from tests.fakes.guardduty_data import DETECTOR, make_findings  # noqa: E402
@@ -73,6 +83,10 @@ REPLAYS: dict[str, Callable[[], Replay]] = {
     "intune-demo": intune.demo_replay,
     "kandji-demo": kandji.demo_replay,
     "suricata-demo": suricata_replay,
+    # The declarative recipes (alertpull/rest/recipes): a spec each, no Python.
+    "s1-demo": sentinelone.demo_replay,
+    "canary-demo": canary.demo_replay,
+    "falcon-demo": crowdstrike.demo_replay,
 }
 
 

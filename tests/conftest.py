@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ALERTPULL, *args], env=env or clean_env(), cwd=cwd,
+            timeout: float = 60,
+            command: Sequence[str] = (ALERTPULL,)) -> subprocess.CompletedProcess[str]:
+    """`command` (the installed CLI, or a launcher of it such as tests/ledger_cli.py) with
+    `args`."""
+    return subprocess.run([*command, *args], env=env or clean_env(), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -64,4 +67,4 @@ def read_records(root: Path) -> list[dict[str, Any]]:
     return check_records(records)
 
 
-pytest_plugins = ["tests.aws_env"]
+pytest_plugins = ["tests.aws_env", "tests.engine_env"]

@@ -10,15 +10,21 @@ import os
 import pty
 import shutil
 import subprocess
+import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from alertpull.alerts.reader import LocalLog
+from alertpull.alerts.view import Query, current, open_alerts, summarize
+from alertpull.errors import SourceError
 from alertpull.record import SEVERITY_IDS
 from tests.aws_env import AwsWorld
 from tests.conftest import ALERTPULL
+from tests.fakes.alert_log import lines, write_log
 from tests.fakes.receiver import Receiver
 from tests.s3_fixtures import fake_aws_env, moto_server, unique_bucket
 from tests.world import hours_ago
@@ -196,6 +202,54 @@ def test_a_log_of_ocsf_events_or_a_stdout_sink_is_a_clear_error(aws: AwsWorld) -
     aws.write_config(sink={"type": "stdout"})
     stdout = aws.cli("alerts")
     assert stdout.returncode == 2 and "the stdout sink keeps no log" in stdout.stderr
+
+
+def _peak_bytes(run: Callable[[], Any]) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_grows_by_a_small_entry_per_alert_never_by_its_line(tmp_path: Path) -> None:
+    """The log is streamed: what a pass holds grows by a few hundred bytes per alert (its
+    id, order and place), not by its ~1.8 KB line, let alone its parsed record (~10x)."""
+    peaks: dict[int, list[int]] = {}
+    for count in (10_000, 40_000):
+        write_log(tmp_path / str(count), count, count)  # every line its own alert
+        log = LocalLog(str(tmp_path / str(count)))
+        shown: list[dict[str, Any]] = []
+        peaks[count] = [
+            _peak_bytes(lambda: shown.extend(current(log, Query(limit=5)))),  # noqa: B023
+            _peak_bytes(lambda: summarize(open_alerts(log, Query()))),  # noqa: B023
+        ]
+        newest = [line for _, _, line in lines(count, count)][-5:]
+        assert [a["raw"]["id"] for a in shown] == [  # the newest five, whole
+            json.loads(line)["raw"]["id"] for line in reversed(newest)]
+    line_size = len(next(lines(1, 1))[2])
+    assert line_size > 1500
+    for small, large in zip(peaks[10_000], peaks[40_000], strict=True):
+        per_alert = (large - small) / 30_000
+        assert per_alert < line_size / 2, (small, large)
+
+
+def test_the_head_of_a_line_is_read_only_when_it_is_the_records_own(tmp_path: Path) -> None:
+    """A `"raw":` key nested in a field before raw does not cut the line short."""
+    record = json.loads(next(lines(1, 1))[2])
+    nested = {**{k: v for k, v in record.items() if k not in ("raw", "raw_sha256")},
+              "evidence": {"kind": "x", "raw": {"status": "resolved"}}, "raw": record["raw"],
+              "raw_sha256": record["raw_sha256"]}
+    part = tmp_path / "source=aws-prod" / "dt=2026-12-01" / "000001-run-0000.jsonl"
+    part.parent.mkdir(parents=True)
+    part.write_text(json.dumps(nested, separators=(",", ":")) + "\n")
+    [shown] = current(LocalLog(str(tmp_path)), Query(), ("id", "status"))
+    assert shown == {"id": record["id"], "status": record["status"]}
+    cut = part.with_name("000002-run-0000.jsonl")  # a line cut short inside its raw
+    cut.write_bytes(next(lines(2, 2))[2][:-40] + b"\n")
+    with pytest.raises(SourceError, match=f"{cut} line 1 is not JSON"):
+        summarize(open_alerts(LocalLog(str(tmp_path)), Query()))
 
 
 def test_alerts_and_notify_read_an_s3_log(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> None:

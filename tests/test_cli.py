@@ -35,7 +35,7 @@ BAD_CONFIGS = [
     ("sources: {aws: {type: guardduty, regions: us-east-1}}\n", "sources.aws.regions"),
     ("sources: {aws: {type: guardduty, overlap: 5 minutes}}\n", "sources.aws.overlap"),
     ("defaults: {settle: soon}\nsources: {aws: {type: guardduty}}\n", "defaults.settle"),
-    ("sources: {aws: {type: crowdstrike}}\n", "sources.aws.type"),
+    ("sources: {aws: {type: carbon_black}}\n", "sources.aws.type"),
     ("sources: {aws: {type: guardduty, role_arn: '${NOT_SET_ANYWHERE}'}}\n", "NOT_SET_ANYWHERE"),
     ("sources: {aws: {type: guardduty, external_id: {file: /nonexistent/secret}}}\n",
      "/nonexistent/secret"),

@@ -1,6 +1,6 @@
 """Every object of the shared corpus of real vendor payloads (/work/shared/corpus, read in
 place, never copied) yields one schema-valid record and one valid OCSF event, in-process
-through its connector's normalize (the wire-fake run of the corpus is still to come)."""
+through its connector's normalize; tests/test_samples_wire.py pulls them over the wire."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def test_one_scope_per_stream_keyed_by_tenant_and_stream(graph_fake: GraphFake) 
     assert connector(graph_fake).scopes() == [
         Scope(f"{tenant}/alerts", {"tenant_id": tenant, "stream": "alerts"}, tenant=tenant),
         Scope(f"{tenant}/risk_detections", {"tenant_id": tenant, "stream": "risk_detections"},
-              overlap=timedelta(hours=48), tenant=tenant),
+              overlap=timedelta(hours=48), tenant=tenant, retention=timedelta(days=30)),
     ]
     assert EntraIdConnector.default_overlap == timedelta(hours=1)
     only = connector(graph_fake, streams=["risk_detections"]).scopes()

@@ -33,7 +33,8 @@ def test_engine_keys_are_documented_and_the_file_parses() -> None:
               for key in variant} | set(TIMING_OPTIONS)
     assert engine <= documented_keys(EXAMPLE)
     assert set(yaml.safe_load(EXAMPLE)["sources"]) == {
-        "aws-prod", "aws-hub", "gcp-org", "workspace", "entra", "intune", "kandji", "sensors"}
+        "aws-prod", "aws-hub", "gcp-org", "workspace", "entra", "intune", "kandji", "sensors",
+        "s1", "canary", "falcon", "my-vendor"}
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))

@@ -127,8 +127,8 @@ def test_one_scope_per_stream_keyed_by_host_without_calling_kandji(world: Kandji
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"base_url": "https://acme.api.kandji.io/api/v1"}, "is not a Kandji API URL; use "
-         "https://SUBDOMAIN.api.kandji.io (EU: https://SUBDOMAIN.api.eu.kandji.io)"),
+        ({"base_url": "https://acme.api.kandji.io/api/v1"}, "is not a Kandji API URL (it "
+         "has a path); use https://SUBDOMAIN.api.kandji.io (EU: https://SUBDOMAIN.api.eu.kandji.io)"),
         ({"base_url": "acme.api.kandji.io"}, "is not a Kandji API URL"),
         ({"base_url": "http://acme.api.kandji.io"}, "plain http would send the API token "
          "unencrypted; use https://"),

@@ -206,6 +206,7 @@ def test_slack_messages_read_well_and_never_show_the_webhook_url(aws: AwsWorld,
                                                                  receiver: Receiver) -> None:
     aws.add(3, first=0, base_time=hours_ago(0.8))
     aws.findings()[0]["title"] = "Odd <b>title</b> & more"
+    aws.findings()[1]["title"] = "&" * 5000  # Slack rejects a section over 3,000 characters
     aws.write_config(notify=[{"type": "slack", "url": "${SLACK_WEBHOOK}", "retries": 1}])
     env = {"SLACK_WEBHOOK": receiver.url + SLACK_PATH}
     assert aws.fetch(**env).returncode == 0
@@ -220,6 +221,9 @@ def test_slack_messages_read_well_and_never_show_the_webhook_url(aws: AwsWorld,
         f"{block['text']['text'].split(' ')[0]} *{odd['severity'].upper()}* "
         f"<{odd['link']}|Odd &lt;b&gt;title&lt;/b&gt; &amp; more>",
         f"*Source:* aws · *Tenant:* {odd['tenant']} · *Status:* new"]
+    [long] = [m for m in receiver.bodies() if m["text"].startswith("[") and "&&&" in m["text"]]
+    section = long["blocks"][0]["text"]["text"]
+    assert len(section) <= 3000 and "&amp;" * 249 + "…" in section  # clipped, still escaped
 
     receiver.stop()
     aws.add(1, first=7, base_time=hours_ago(0.05))
@@ -261,7 +265,7 @@ def test_slack_sends_one_summary_when_a_run_has_more_than_max_messages(
     ([{"type": "webhook", "url": "http://h/x", "changes": "some"}], None,
      "notify[0].changes: 'some' is not one of new, all"),
     ([{"type": "webhook", "url": "http://h/x"}], {"type": "stdout"},
-     "notify: needs a sink it can read back (jsonl or s3)"),
+     "notify: needs a sink it can read back (jsonl, s3 or gcs)"),
     ({"type": "webhook"}, None, "notify: expected a list of targets"),
 ])
 def test_bad_notify_config_is_one_line_and_exit_2(aws: AwsWorld, notify: Any, sink: Any,

@@ -212,7 +212,7 @@ def test_real_http_through_aws_endpoint_url_s3(
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket=bucket)
         sink = make_sink(tmp_path, bucket=bucket)
-        assert sink.client.meta.endpoint_url == endpoint
+        assert sink.objects.client.meta.endpoint_url == endpoint
 
         part = stage(sink)
         assert not sink.is_published(part)

@@ -16,6 +16,7 @@ from moto import mock_aws
 from moto.s3.responses import S3Response
 
 from alertpull.errors import LockHeld, StateError
+from alertpull.sinks.s3 import S3Objects
 from alertpull.state.s3 import S3StateStore
 from alertpull.timeutil import format_time, parse_time, utcnow
 from tests.s3_fixtures import fake_aws_env, moto_server, unique_bucket
@@ -174,14 +175,14 @@ def test_takeover_of_an_expired_lease_loses_to_a_faster_run(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_lease(s3, "crashed-host:7:dead", expires_in=-1)
-    read = S3StateStore._get
+    read = S3Objects.get
 
-    def read_then_lose_the_race(self: S3StateStore, key: str) -> Any:
+    def read_then_lose_the_race(self: S3Objects, key: str) -> Any:
         got = read(self, key)
         put_lease(s3, "faster-host:9:f00d", expires_in=600)  # takes it over before us
         return got
 
-    monkeypatch.setattr(S3StateStore, "_get", read_then_lose_the_race)
+    monkeypatch.setattr(S3Objects, "get", read_then_lose_the_race)
     with pytest.raises(LockHeld, match="just locked by another run"), make_store().lock("gd"):
         pytest.fail("must not enter the block")
     assert read_lease(s3)["owner"] == "faster-host:9:f00d"
@@ -254,7 +255,7 @@ def test_renewal_keeps_the_lease_alive_past_its_first_expiry(s3: Any) -> None:
 
 
 def test_lost_lease_is_reported_and_not_deleted(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="alertpull.state.s3")
+    caplog.set_level(logging.WARNING, logger="alertpull.state.bucket")
     with make_store(lease_seconds=1).lock("gd"):
         # Another run took the lease over (ours had expired while we stalled).
         etag = put_lease(s3, "other-host:42:beef", expires_in=600)
@@ -273,7 +274,7 @@ def test_real_http_through_aws_endpoint_url_s3(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
         store = S3StateStore({"bucket": bucket})
-        assert store.client.meta.endpoint_url == endpoint
+        assert store.objects.client.meta.endpoint_url == endpoint
 
         with store.lock("gd"):
             with pytest.raises(LockHeld), S3StateStore({"bucket": bucket}).lock("gd"):

@@ -181,9 +181,13 @@ def test_a_line_that_is_not_json_is_warned_about_once_and_never_blocks(
     assert stderr.count("not JSON objects") == 1
     assert f"{ids.eve}: 2 line(s) are not JSON objects and were skipped (the first at byte " \
            f"{bad_at})" in stderr
+    assert ids.last_counts()["unparsed"] == 2  # counted in the run, not only warned about
+    assert "3 written, 0 duplicate, 0 degraded, 2 unparsed," in stderr
+    assert "0 degraded, 2 unparsed)" in ids.cli("status").stdout
     ids.assert_each_alert_once()
     ids.write_alerts(1)
     assert "not JSON" not in fetch_ok(ids)  # the cursor moved past them
+    assert ids.last_counts()["unparsed"] == 0
     ids.assert_each_alert_once()
 
 

@@ -36,14 +36,18 @@ def test_the_built_wheel_installs_and_pulls(tmp_path: Path) -> None:
     assert schema.returncode == 0 and '"raw_sha256"' in schema.stdout
 
     fake, env_for, source = REPLAYS["aws-demo"]()
-    with fake:
+    # A declarative recipe: its spec is package data (alertpull/rest/recipes/*.yaml).
+    recipe, recipe_env_for, recipe_source = REPLAYS["canary-demo"]()
+    with fake, recipe:
         (work / "alertpull.yaml").write_text(yaml.safe_dump({
             "state": {"backend": "local", "path": "state"},
             "sink": {"type": "jsonl", "path": "alerts"},
-            "sources": {"aws-demo": source},
+            "sources": {"aws-demo": source, "canary-demo": recipe_source},
         }))
         fetched = run("-c", "alertpull.yaml", "fetch", "--all",
-                      env=clean_env(**env_for(fake.url)))
+                      env=clean_env(**env_for(fake.url), **recipe_env_for(recipe.url)))
     assert fetched.returncode == 0, fetched.stderr
     records = read_records(work / "alerts")
-    assert len(records) == 210  # the replay's 150 + 60 findings, each once
+    # the replay's 150 + 60 findings and the Canary replay's incidents, each once
+    assert len([r for r in records if r["source"] == "aws-demo"]) == 210
+    assert len([r for r in records if r["source"] == "canary-demo"]) == len(recipe.incidents)

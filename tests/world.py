@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from alertpull.connector import Connector
 from alertpull.timeutil import utcnow
-from tests.conftest import read_records, run_cli
+from tests.conftest import ALERTPULL, read_records, run_cli
 
 
 def engine_settings(connector: type[Connector], **values: Any) -> dict[str, Any]:
@@ -25,6 +25,9 @@ def engine_settings(connector: type[Connector], **values: Any) -> dict[str, Any]
 class CliWorld:
     root: Path
     env: dict[str, str]
+    # How the CLI is started: the installed one, or a launcher that registers a test-only
+    # source type first (tests/ledger_cli.py).
+    command: ClassVar[tuple[str, ...]] = (ALERTPULL,)
 
     @property
     def config_path(self) -> Path:
@@ -49,7 +52,8 @@ class CliWorld:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def cli(self, *args: str, **env: str) -> Any:
-        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env})
+        return run_cli("-c", str(self.config_path), *args, env={**self.env, **env},
+                       command=self.command)
 
     def fetch(self, *args: str, **env: str) -> Any:
         return self.cli("fetch", "--all", *args, **env)

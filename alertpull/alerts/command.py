@@ -61,7 +61,7 @@ def alerts(click_ctx: click.Context, since: str | None, sources: tuple[str, ...]
         return
     from alertpull.alerts import render
     from alertpull.alerts.reader import open_log
-    from alertpull.alerts.view import OPEN, Query, current, summarize
+    from alertpull.alerts.view import OPEN, Query, current, open_alerts, summarize
     from alertpull.timeutil import parse_time_arg, utcnow
 
     ctx: Context = click_ctx.obj
@@ -76,19 +76,21 @@ def alerts(click_ctx: click.Context, since: str | None, sources: tuple[str, ...]
                                  for s in (OPEN if status == "open" else (status,))))
     log = open_log(ctx.config.sink)
     if output_format == "html":
-        from alertpull.alerts.html import report
+        from alertpull.alerts.html import FIELDS, report
 
-        everything = current(log, Query(sources, start, severity, wanted))
+        everything = current(log, Query(sources, start, severity, wanted), FIELDS)
         _emit(report(everything, now, "alertpull: open alerts"), output)
         return
     if summary:
-        table = summarize(current(log, Query(sources, start, severity, wanted)))
+        table = summarize(open_alerts(log, Query(sources, start, severity, wanted)))
         if output_format == "table":
             _emit(render.summary_table(table, now, colour=_colour(output)), output)
         else:
             _emit(_data(render.summary_rows(table, now), output_format), output)
         return
-    chosen = current(log, Query(sources, start, severity, wanted, limit))
+    # A table or CSV needs only its columns: the raw payloads are never held.
+    fields = {"table": render.COLUMNS, "csv": render.CSV_COLUMNS}.get(output_format)
+    chosen = current(log, Query(sources, start, severity, wanted, limit), fields)
     if output_format == "table":
         text = render.alerts_table(chosen, colour=_colour(output)) if chosen else "no alerts"
         _emit(text, output)
@@ -131,4 +133,5 @@ def show(ctx: Context, alert: str, sources: tuple[str, ...], output_format: str)
 
 
 def _where(sink: Any) -> str:
-    return str(sink.get("path") or f"s3://{sink.get('bucket')}/{sink.get('prefix', '')}")
+    scheme = "gs" if sink["type"] == "gcs" else "s3"
+    return str(sink.get("path") or f"{scheme}://{sink.get('bucket')}/{sink.get('prefix', '')}")

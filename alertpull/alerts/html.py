@@ -22,6 +22,9 @@ COLOURS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low":
            "informational": "#78909c", "unknown": "#bdbdbd"}
 DAYS = 30  # new alerts per day: the last 30 days
 _SAFE_SCHEMES = ("https://", "http://")
+# The fields of each alert the page uses (the rest, raw payloads above all, is not read).
+FIELDS = ("id", "source", "tenant", "native_id", "title", "severity", "status", "created_at",
+          "updated_at", "link")
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#212121}

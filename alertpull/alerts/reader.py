@@ -1,7 +1,7 @@
 """Read the published log from the configured sink: list its parts, stream their lines.
 
 Only published parts are read: staged files start with '.' or '_' (locally) or live in
-the spool (S3), as Hive and Spark expect. Listing walks the `source=` and `dt=` levels,
+the spool (S3, GCS), as Hive and Spark expect. Listing walks the `source=` and `dt=` levels,
 so a `since` date and a source filter skip whole partitions unread.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from alertpull.errors import ConfigError, SourceError
+from alertpull.objectstore import ObjectStore, object_key
 
 _CHUNK = 1 << 20  # bytes decompressed per read: lines are split in bulk, not one by one
 
@@ -48,11 +49,13 @@ class Log(ABC):
         """A part's raw bytes; SourceError when it cannot be read."""
 
     def select(self, sources: Iterable[str] | None = None,
-               since_day: str | None = None) -> Iterator[str]:
-        """Every published part of these sources in partitions dt >= since_day."""
-        for _, day, where in self.partitions(sources):
+               since_day: str | None = None) -> Iterator[tuple[str, str]]:
+        """(source, part) of every published part of these sources in partitions
+        dt >= since_day."""
+        for source, day, where in self.partitions(sources):
             if since_day is None or day >= since_day:
-                yield from self.parts(where)
+                for part in self.parts(where):
+                    yield source, part
 
     def lines(self, part: str) -> Iterator[bytes]:
         with self.open(part) as raw:
@@ -101,21 +104,15 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-class S3Log(Log):
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        from alertpull.sinks.s3 import s3_client, s3_key
+class BucketLog(Log):
+    """The log in an S3 or GCS bucket, through its object-store adapter."""
 
-        self.bucket: str = settings["bucket"]
-        self.prefix = s3_key(settings.get("prefix", ""))
-        self.client = s3_client(settings)
+    def __init__(self, objects: ObjectStore, prefix: str) -> None:
+        self.objects = objects
+        self.prefix = object_key(prefix)
 
     def _folders(self, prefix: str) -> list[str]:
-        from alertpull.sinks.s3 import s3_errors
-
-        with s3_errors(self.bucket, SourceError):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-            return [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
+        return self.objects.listing(prefix)[1]
 
     def partitions(self, sources: Iterable[str] | None) -> Iterator[tuple[str, str, str]]:
         top = f"{self.prefix}/" if self.prefix else ""
@@ -130,19 +127,11 @@ class S3Log(Log):
                     yield source, day, day_folder
 
     def parts(self, partition: str) -> list[str]:
-        from alertpull.sinks.s3 import s3_errors
-
-        with s3_errors(self.bucket, SourceError):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=partition)
-            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        keys = self.objects.listing(partition)[0]
         return sorted(k for k in keys if published(k.rsplit("/", 1)[-1]))
 
     def open(self, part: str) -> IO[bytes]:
-        from alertpull.sinks.s3 import s3_errors
-
-        with s3_errors(self.bucket, SourceError):
-            return self.client.get_object(Bucket=self.bucket, Key=part)["Body"]  # type: ignore[no-any-return]
+        return self.objects.open(part)
 
 
 def open_log(sink: Mapping[str, Any]) -> Log:
@@ -150,6 +139,12 @@ def open_log(sink: Mapping[str, Any]) -> Log:
     if sink["type"] == "jsonl":
         return LocalLog(sink["path"])
     if sink["type"] == "s3":
-        return S3Log(sink)
-    raise ConfigError("the stdout sink keeps no log to read back; configure a jsonl or s3 "
-                      "sink (see docs/working-with-the-log.md)")
+        from alertpull.sinks.s3 import S3Objects
+
+        return BucketLog(S3Objects(sink, SourceError), sink.get("prefix", ""))
+    if sink["type"] == "gcs":
+        from alertpull.sinks.gcs import GcsObjects
+
+        return BucketLog(GcsObjects(sink, SourceError), sink.get("prefix", ""))
+    raise ConfigError("the stdout sink keeps no log to read back; configure a jsonl, s3 or "
+                      "gcs sink (see docs/working-with-the-log.md)")

@@ -90,7 +90,7 @@ def parse_notify(raw: Any, sink: Mapping[str, Any], sources: Mapping[str, Any],
         raise ConfigError("notify: expected a list of targets, e.g. "
                           "notify: [{type: slack, url: \"${SLACK_WEBHOOK}\"}]")
     if raw and sink["type"] == "stdout":
-        raise ConfigError("notify: needs a sink it can read back (jsonl or s3): it notifies "
+        raise ConfigError("notify: needs a sink it can read back (jsonl, s3 or gcs): it notifies "
                           "only what was published; with sink type stdout, notify from your "
                           "pipe instead")
     targets = [_target(i, item, sources, base_dir) for i, item in enumerate(raw)]

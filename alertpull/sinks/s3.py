@@ -1,28 +1,23 @@
-"""S3 sink: parts are staged in a local spool, then published as one object each.
+"""S3: the client, its errors, the object-store adapter, and the S3 sink.
 
-Keys are the local sink's Hive-style paths under a prefix, so Athena and Spark read the
-bucket as they are. A managed upload becomes visible only when it completes (multipart
-objects appear on CompleteMultipartUpload), so publishing is atomic.
+The sink is the bucket sink (sinks/bucket.py) over S3. A managed upload becomes visible
+only when it completes (multipart objects appear on CompleteMultipartUpload), so
+publishing is atomic.
 
 boto3 is imported inside the functions: `alertpull --help` and the local sinks must not
 pay for it or need it installed. The client and error helpers here are shared with the
-S3 state store.
+S3 state store, the log reader and the Suricata S3 source.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
-import tempfile
 from collections.abc import Iterator, Mapping
-from datetime import datetime
-from typing import Any
-from urllib.parse import quote
+from typing import IO, Any
 
 from alertpull.errors import AlertpullError, ConfigError, SourceError
-from alertpull.fileutil import remove_quietly
-from alertpull.sinks.base import Part, PartWriter, Sink, part_name
+from alertpull.objectstore import ObjectStore
+from alertpull.sinks.bucket import BucketSink
 
 S3_ATTEMPTS = 6  # per S3 call unless AWS_MAX_ATTEMPTS / max_attempts says otherwise
 
@@ -53,11 +48,6 @@ def s3_client(settings: Mapping[str, Any]) -> Any:
         region_name=settings.get("region"),
         config=config,
     )
-
-
-def s3_key(*parts: str) -> str:
-    """Join key parts with '/', ignoring an empty prefix and stray slashes."""
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
 def error_code(exc: Exception) -> str:
@@ -119,80 +109,111 @@ def s3_errors(bucket: str, error: type[AlertpullError]) -> Iterator[None]:
         raise error(describe_s3_error(exc, bucket)) from None
 
 
-def private_spool(path: str) -> str:
-    """Create the spool owner-only and refuse one we do not own or others can write to.
-
-    Staged parts hold alert data; the default spool sits in the shared temp directory,
-    where another local user could pre-create it to read our files or plant symlinks.
-    """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise ConfigError(
-            f"sink spool_dir {path} must be a directory owned by this user and writable "
-            "only by it; fix its owner/mode or set sink.spool_dir to another directory"
-        )
-    return path
+# Someone else wrote or deleted the object since we read it (412), or is writing it
+# right now (409). NoSuchKey answers IfMatch on an object that was deleted meanwhile.
+CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404")
 
 
-class S3Sink(Sink):
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.bucket: str = settings["bucket"]
-        self.prefix: str = settings.get("prefix", "")
-        # config.py has already checked the choices of compression and sse.
-        self.compress = settings.get("compression", "gzip") == "gzip"
-        sse = settings.get("sse")
-        kms_key = settings.get("sse_kms_key_id")
-        if kms_key and sse != "aws:kms":
-            raise ConfigError("sink.sse_kms_key_id needs sink.sse: aws:kms")
-        # No ContentEncoding: the object stays a .gz file, which Athena and Spark expect
-        # (with Content-Encoding: gzip some HTTP clients would transparently inflate it).
-        self.upload_args: dict[str, str] = {"ContentType": "application/x-ndjson"}
-        if sse:
-            self.upload_args["ServerSideEncryption"] = sse
-        if kms_key:
-            self.upload_args["SSEKMSKeyId"] = kms_key
-        self.spool = private_spool(
-            settings.get("spool_dir") or os.path.join(tempfile.gettempdir(), "alertpull-spool")
-        )
+class S3Objects(ObjectStore):
+    """One S3 bucket through boto3: versions are ETags."""
+
+    scheme = "s3"
+
+    def __init__(self, settings: Mapping[str, Any], error: type[AlertpullError],
+                 upload_args: Mapping[str, str] | None = None) -> None:
+        super().__init__(settings["bucket"], error)
         self.client = s3_client(settings)
+        self.upload_args = dict(upload_args or {})
 
-    def open_part(self, source: str, started: datetime, run_id: str, part: str) -> PartWriter:
-        key = s3_key(
-            self.prefix, part_name(source, started, run_id, part, ".gz" if self.compress else "")
-        )
-        return PartWriter(self._staged(key), key, self.compress)
+    def _errors(self) -> contextlib.AbstractContextManager[None]:
+        return s3_errors(self.bucket, self.error)
 
-    def _staged(self, key: str) -> str:
-        """The spool file for an object: bucket and key percent-encoded into one name, so
-        sinks sharing a spool never collide and there is no directory tree to prune."""
-        return os.path.join(self.spool, quote(f"{self.bucket}/{key}", safe="="))
-
-    def publish(self, part: Part) -> None:
-        if not self.is_published(part):
-            with s3_errors(self.bucket, SourceError):
-                self.client.upload_file(
-                    part.staged, self.bucket, part.final, ExtraArgs=self.upload_args
-                )
-        remove_quietly(part.staged)
-
-    def is_published(self, part: Part) -> bool:
+    def get(self, key: str) -> tuple[bytes, str] | None:
         from botocore.exceptions import ClientError
 
-        with s3_errors(self.bucket, SourceError):
+        with self._errors():
             try:
-                self.client.head_object(Bucket=self.bucket, Key=part.final)
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchKey":
+                    return None
+                raise
+            return response["Body"].read(), response["ETag"]
+
+    def put(self, key: str, body: bytes, content_type: str, if_match: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"}
+        with self._errors():
+            try:
+                response = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                    **condition,
+                )
+            except ClientError as exc:
+                if error_code(exc) in CONFLICTS:
+                    return None
+                raise
+            return str(response["ETag"])
+
+    def delete(self, key: str, if_match: str | None = None) -> bool:
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": if_match} if if_match else {}
+        with self._errors():
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, **condition)
+            except ClientError as exc:
+                if error_code(exc) in CONFLICTS:
+                    return False
+                raise
+        return True
+
+    def upload_file(self, path: str, key: str) -> None:
+        with self._errors():
+            self.client.upload_file(path, self.bucket, key, ExtraArgs=self.upload_args)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        with self._errors():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
                 if error_code(exc) in ("404", "NoSuchKey"):
                     return False
                 raise
         return True
 
-    def discard_orphans(self, source: str) -> None:
-        stem = os.path.basename(self._staged(s3_key(self.prefix, f"source={source}") + "/"))
-        for name in os.listdir(self.spool):
-            if name.startswith(stem):
-                remove_quietly(os.path.join(self.spool, name))
+    def listing(self, prefix: str) -> tuple[list[str], list[str]]:
+        keys: list[str] = []
+        folders: list[str] = []
+        with self._errors():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+                folders.extend(item["Prefix"] for item in page.get("CommonPrefixes", []))
+        return keys, folders
 
-    def location(self) -> str:
-        return f"s3://{s3_key(self.bucket, self.prefix)}"
+    def open(self, key: str) -> IO[bytes]:
+        with self._errors():
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[no-any-return]
+
+
+class S3Sink(BucketSink):
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        # config.py has already checked the choices of compression and sse.
+        sse = settings.get("sse")
+        kms_key = settings.get("sse_kms_key_id")
+        if kms_key and sse != "aws:kms":
+            raise ConfigError("sink.sse_kms_key_id needs sink.sse: aws:kms")
+        # No ContentEncoding: the object stays a .gz file, which Athena and Spark expect
+        # (with Content-Encoding: gzip some HTTP clients would transparently inflate it).
+        upload_args: dict[str, str] = {"ContentType": "application/x-ndjson"}
+        if sse:
+            upload_args["ServerSideEncryption"] = sse
+        if kms_key:
+            upload_args["SSEKMSKeyId"] = kms_key
+        super().__init__(settings, S3Objects(settings, SourceError, upload_args))

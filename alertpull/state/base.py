@@ -69,6 +69,14 @@ class StateStore(ABC):
     def lock(self, source: str) -> AbstractContextManager[None]:
         """Hold the source's exclusive lock for the block; raise LockHeld if taken."""
 
+    def assert_held(self, source: str) -> None:
+        """Raise StateError if this run no longer holds the source's lock.
+
+        A local lock is held until the process exits; a bucket lease can be lost (see
+        state/bucket.py). The runner asks right before it publishes and commits.
+        """
+        return None  # held: the stores whose lock can be lost override this
+
     @abstractmethod
     def sources(self) -> list[str]:
         """Names of sources with a state document."""

@@ -58,12 +58,15 @@ class Fault:
     """What to do differently for one matching request.
 
     response: answer this instead of the fake's own answer (None: the fake answers).
+    respond: answer what it returns for the request instead (e.g. the fake's answer to an
+        earlier request, replayed).
     delay: seconds to stall before answering (longer than a client's read timeout = a hang).
     cut_body: send the headers and half the body, then close the connection.
     before: called before the request is served, e.g. to change data between two calls.
     """
 
     response: Response | None = None
+    respond: Callable[[Request], Response] | None = None
     delay: float = 0.0
     cut_body: bool = False
     before: Callable[[], None] | None = None
@@ -195,7 +198,8 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 fault.before()
             if fault.delay:
                 time.sleep(fault.delay)
-            self._send(fault.response or self._answer(request), fault.cut_body)
+            answer = fault.respond(request) if fault.respond else None
+            self._send(fault.response or answer or self._answer(request), fault.cut_body)
 
         def _answer(self, request: Request) -> Response:
             try:

@@ -1,12 +1,21 @@
-"""Reliability matrix: every source type against its wire fake, through the installed CLI.
+"""The standard suite: every source type against its wire fake, through the CLI as cron
+runs it. A source type gets every check by providing its world (tests/standard_worlds.py,
+protocol in tests/standard_suite.py); its own test file keeps only what is special about
+its vendor.
 
-For each source type (adapters in tests/reliability_worlds.py):
+For each world:
+- a full pull writes every alert once, as records valid against the schema; an immediate
+  rerun writes nothing; `--format ocsf` writes valid OCSF Detection Findings;
+- an update becomes exactly one new line; same-timestamp siblings across a page boundary
+  and across runs are all written once; a late arrival inside the overlap is written;
+- a page token the vendor repeats stops the window without writing anything twice, and the
+  next run reads what it left;
 - SIGKILL at several points of a pull, then a rerun: every alert version exactly once;
 - transient faults on a page call (429 with and without Retry-After, a 500/502/503 burst, a
   connection cut mid-body, a stalled answer, a 200 whose JSON is cut short): retried, the
   run completes, each alert once;
 - persistent faults (429s and 5xx that never end, a body always cut or never JSON): that
-  source alone fails once its max_retries are spent, with one clear line and no traceback,
+  source alone fails once its retries are spent, with one clear line and no traceback,
   its cursor unmoved and nothing half-written visible; a healthy source beside it is written;
 - a malformed alert is written degraded with one warning (and once only), a huge one whole;
 - no configured or issued secret reaches stdout, stderr, output or state.
@@ -17,38 +26,46 @@ strikes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import clean_env, run_cli
-from tests.fakes.http_fake import Fault, Response
+from alertpull.timeutil import parse_time, utcnow
+from tests.conftest import clean_env
+from tests.fakes.http_fake import Fault, Request, Response
 from tests.graph_env import throwaway_ca
-from tests.reliability_worlds import (
-    ADAPTERS,
+from tests.standard_suite import (
+    LATEST_AGE,
     Breaker,
     RunWorld,
     Subject,
-    kandji,
+    assert_exactly_once,
+    error_lines,
+    hidden_files,
+    source_records,
     state_scopes,
+    visible_files,
+    with_retry_after,
 )
+from tests.standard_worlds import WORLDS, kandji
+from tests.test_securityhub import ocsf_class_validator
 
-__all__ = ["throwaway_ca"]  # the session fixture the Microsoft adapters' TLS fakes need
+__all__ = ["throwaway_ca"]  # the session fixture the Microsoft worlds' TLS fakes need
 
-TYPES = list(ADAPTERS)
+TYPES = list(WORLDS)
 COUNT = 60  # three pages of PAGE (two GetFindings calls for GuardDuty)
 STALL = 10.0  # seconds a stalled answer waits: far longer than every source's read timeout
 TRUNCATED_JSON = Response(200, b'{"value": [', {"Content-Type": "application/json"})
 
 
-# -- fixtures and helpers ----------------------------------------------------------------------
+# -- fixtures ------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -61,7 +78,7 @@ def world(tmp_path: Path) -> RunWorld:
 
 @pytest.fixture
 def subject(type_name: str, tmp_path: Path, throwaway_ca: Any) -> Iterator[Subject]:
-    with ADAPTERS[type_name](type_name, tmp_path, throwaway_ca) as started:
+    with WORLDS[type_name](type_name, tmp_path, throwaway_ca) as started:
         yield started
 
 
@@ -72,33 +89,140 @@ def healthy(tmp_path: Path, throwaway_ca: Any) -> Iterator[Subject]:
         yield started
 
 
-def source_records(world: RunWorld, subject: Subject) -> list[dict[str, Any]]:
-    return [r for r in world.records() if r["source"] == subject.source]
+def fetched(world: RunWorld, *args: str) -> Any:
+    result = world.fetch(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
 
 
-def hidden_files(world: RunWorld) -> list[Path]:
-    return [p for p in world.alerts.rglob("*") if p.is_file() and p.name.startswith((".", "_"))]
+# -- a pull, a rerun, an update ------------------------------------------------------------------
 
 
-def visible_files(world: RunWorld, subject: Subject) -> list[Path]:
-    return sorted(p for p in (world.alerts / f"source={subject.source}").rglob("*")
-                  if p.is_file() and not p.name.startswith((".", "_")))
+@pytest.mark.parametrize("type_name", TYPES)
+def test_a_full_pull_writes_every_alert_once_and_an_immediate_rerun_nothing(
+        world: RunWorld, subject: Subject) -> None:
+    world.configure(subject)
+    subject.add(COUNT, 0)
+    first = fetched(world)
+    assert f" {COUNT} written, " in first.stderr
+    assert_exactly_once(world, subject, COUNT)  # each record checked against the schema
+    records = source_records(world, subject)
+    assert {(r["source"], r["source_type"]) for r in records} == {
+        (subject.source, subject.type_name)}
+    published = visible_files(world, subject)
+    again = fetched(world)
+    assert " 0 written, " in again.stderr
+    assert visible_files(world, subject) == published
+    assert_exactly_once(world, subject, COUNT)
 
 
-def assert_exactly_once(world: RunWorld, subject: Subject, expected: int) -> None:
+@pytest.mark.parametrize("type_name", TYPES)
+def test_format_ocsf_writes_every_alert_as_a_valid_detection_finding(
+        world: RunWorld, subject: Subject) -> None:
+    world.configure(subject)
+    subject.add(COUNT, 0)
+    fetched(world, "--format", "ocsf")
+    events = [json.loads(line) for path in world.alerts.rglob("*.jsonl")
+              for line in path.read_text().splitlines()]
+    assert len(events) == COUNT
+    assert len({e["finding_info"]["uid"] for e in events}) == COUNT
+    for event in events:  # a Detection Finding, or the vendor's own class passed through
+        validator = ocsf_class_validator(event["class_uid"], tuple(event["metadata"]["profiles"]))
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in validator.iter_errors(event)]
+        assert not errors, errors[:3]
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_an_update_becomes_exactly_one_new_line(world: RunWorld, subject: Subject) -> None:
+    if subject.update is None:
+        pytest.skip(f"{subject.type_name}'s stream holds events that never change")
+    world.configure(subject)
+    alerts = subject.add(10, 0)
+    fetched(world)
+    before = {r["native_id"] for r in source_records(world, subject)}
+    # Later than every alert, and before the run's end (now less settle).
+    subject.update(alerts[3], utcnow() - LATEST_AGE + timedelta(minutes=2))
+    updated = fetched(world)
+    assert " 1 written, " in updated.stderr
+    records = source_records(world, subject)
+    assert len(records) == 11 and {r["native_id"] for r in records} == before
+    [native_id] = [k for k, n in Counter(r["native_id"] for r in records).items() if n == 2]
+    versions = sorted((r for r in records if r["native_id"] == native_id),
+                      key=lambda r: r["pulled_at"])
+    assert len({r["id"] for r in versions}) == 1
+    assert versions[0]["raw_sha256"] != versions[1]["raw_sha256"]
+    assert versions[1]["raw"] == alerts[3]
+    assert " 0 written, " in fetched(world).stderr
+    assert_exactly_once(world, subject, 11)
+
+
+# -- the edges of a window -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_same_timestamp_siblings_across_pages_and_runs_are_each_written_once(
+        world: RunWorld, subject: Subject) -> None:
+    world.configure(subject)
+    tick = (utcnow() - LATEST_AGE).replace(microsecond=0)
+    subject.add(COUNT, 0, step=timedelta(0), newest=tick)  # one changed-at, several pages
+    fetched(world)
+    subject.add(5, COUNT, step=timedelta(0), newest=tick)  # late siblings, same instant
+    later = fetched(world)
+    assert " 5 written, " in later.stderr
+    assert_exactly_once(world, subject, COUNT + 5)
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_a_late_arrival_inside_the_overlap_is_written(world: RunWorld, subject: Subject) -> None:
+    world.configure(subject)
+    subject.add(10, 0)
+    fetched(world)
+    marks = [parse_time(entry["cursor"]["watermark"])
+             for entry in state_scopes(world, subject.source).values()]
+    # Listed by the vendor only now, changed before the last run's end: inside the overlap.
+    [late] = subject.add(1, 10, newest=min(marks) - timedelta(minutes=10))
+    second = fetched(world)
+    assert " 1 written, " in second.stderr
+    assert_exactly_once(world, subject, 11)
+    assert late in [r["raw"] for r in source_records(world, subject)]
+
+
+class Replayer:
+    """Matches the token calls, and answers every one the first one's answer (made once by
+    the fake): a vendor handing back the same page token (or position) forever."""
+
+    def __init__(self, subject: Subject) -> None:
+        self.subject = subject
+        self.call = subject.token_call or subject.page_call
+        self.answer: Response | None = None
+        self.on = True
+
+    def __call__(self, request: Request) -> bool:
+        return self.on and self.call(request)
+
+    def respond(self, request: Request) -> Response:
+        if self.answer is None:
+            self.answer = self.subject.fake.handle(request)
+        return self.answer
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_a_repeated_page_token_stops_the_window_and_the_next_run_reads_the_rest(
+        world: RunWorld, subject: Subject) -> None:
+    world.configure(subject)
+    subject.add(COUNT, 0)
+    replayer = Replayer(subject)
+    subject.fake.inject(replayer, Fault(respond=replayer.respond), times=1000)
+    looped = world.fetch()  # an ordered stream commits the mark reached, others fail
+    assert looped.returncode in (0, 1), looped.stderr
+    assert "repeated" in looped.stderr and "Traceback" not in looped.stderr
     versions = Counter((r["native_id"], r["raw_sha256"]) for r in source_records(world, subject))
-    assert len(versions) == expected
-    assert set(versions.values()) == {1}, [v for v, n in versions.items() if n > 1][:3]
-    assert not hidden_files(world), "staged files left behind"
-
-
-def error_lines(stderr: str, subject: Subject) -> list[str]:
-    tag = f"[{subject.source}]"
-    return [line for line in stderr.splitlines() if "ERROR" in line and tag in line]
-
-
-def with_retry_after(response: Response, seconds: str) -> Response:
-    return dataclasses.replace(response, headers={**response.headers, "Retry-After": seconds})
+    assert set(versions.values()) <= {1} and len(versions) < COUNT, looped.stderr
+    replayer.on = False  # the vendor recovers
+    fetched(world)
+    assert_exactly_once(world, subject, COUNT)
 
 
 # -- SIGKILL, then a rerun ---------------------------------------------------------------------
@@ -179,7 +303,7 @@ PERSISTENT_CASES = [
     *[(type_name, fault) for type_name in TYPES for fault in ("503", "429")],
     ("guardduty", "500"),
     ("guardduty", "502"), ("workspace_alertcenter", "502"), ("entra_id", "502"),
-    ("kandji", "502"), ("scc", "502"),
+    ("kandji", "502"), ("scc", "502"), ("ledger", "502"),
     ("entra_id", "503-retry-after"), ("kandji", "503-retry-after"),
     ("entra_id", "429-retry-after"), ("kandji", "429-retry-after"),
     *[(type_name, fault) for type_name in TYPES for fault in ("cut-body", "stall")],
@@ -201,8 +325,7 @@ def test_a_persistent_fault_fails_that_source_alone_and_cleanly(
     breaker = Breaker(subject.page_call)
     subject.fake.inject(breaker, PERSISTENT[fault](subject), times=1000)
 
-    failed = run_cli("-c", str(world.config_path), "fetch", "--all", env=world.env,
-                     timeout=FAIL_DEADLINE)
+    failed = world.run("fetch", "--all", timeout=FAIL_DEADLINE)
 
     assert failed.returncode == 1, failed.stderr
     assert "Traceback" not in failed.stderr
@@ -211,7 +334,7 @@ def test_a_persistent_fault_fails_that_source_alone_and_cleanly(
     assert state_scopes(world, subject.source) == cursor
     assert visible_files(world, subject) == published and not hidden_files(world)
     assert len(source_records(world, healthy)) == 10
-    if subject.type_name == "scc":  # retried until retry_deadline_seconds ran out
+    if subject.retries_by_deadline:  # retried until its deadline ran out
         assert breaker.struck >= 2
     else:
         assert breaker.struck == FAIL_RETRIES + 1, "max_retries did not bound the retries"
@@ -273,10 +396,9 @@ def test_no_secret_reaches_stdout_stderr_output_or_state(
     runs.append(world.cli("-v", "--log-format", "json", "fetch", "--all"))
     runs.append(world.cli("status", "--json"))
     assert [r.returncode for r in runs] == [0, 0, 1, 0], [r.stderr for r in runs]
-    # GuardDuty and Security Hub sign each call (SigV4) and Kandji sends its configured
-    # token; the others present access tokens (or self-signed JWTs) that must not leak either.
-    assert bool(subject.tokens()) == (
-        subject.type_name not in ("guardduty", "securityhub", "kandji"))
+    # Some sign each call (SigV4) or send their configured token; the others present access
+    # tokens (or self-signed JWTs) that must not leak either.
+    assert bool(subject.tokens()) == subject.issues_tokens
     secrets = [*subject.secrets(), *healthy.secrets()]
     seen = [r.stdout + r.stderr for r in runs] + [
         p.read_text(errors="replace") for p in world.root.rglob("*") if p.is_file()]

@@ -1,140 +1,70 @@
-"""One small adapter per source type for the reliability matrix (tests/test_reliability.py).
+"""The standard suite's worlds: one per source type (the protocol is in
+tests/standard_suite.py, the checks in tests/test_standard_suite.py).
 
-An adapter starts the type's wire fake and says what the matrix needs to know of it: the
-YAML block and environment that point the installed CLI at the fake (with a short read
-timeout and few retries), how to add N alerts, which request is its list/page call, how to
-answer an error in the vendor's own shape, how to break or bloat one alert, and which
-secrets it configures or issued. The matrix itself stays vendor-neutral.
+A world starts the type's wire fake and yields a Subject saying what the suite needs to
+know of it. Adding a source type to the suite is adding its world to WORLDS.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alertpull.timeutil import utcnow
+from alertpull.timeutil import format_time
 from tests.aws_env import REGION, aws_client_env
 from tests.conftest import clean_env
+from tests.engine_env import LEDGER_CLI, ledger_block, ledger_env
 from tests.fakes import aws, graph_data, intune_data, kandji_data
 from tests.fakes.alertcenter import ADMIN, AlertCenterFake
 from tests.fakes.alertcenter import ALERTS_PATH as WORKSPACE_PATH
 from tests.fakes.alertcenter_data import CUSTOMER_ID
 from tests.fakes.alertcenter_data import make_alerts as make_workspace_alerts
+from tests.fakes.alertcenter_data import touch as touch_workspace_alert
+from tests.fakes.canary import INCIDENTS_PATH as CANARY_PATH
+from tests.fakes.canary import CanaryFake
+from tests.fakes.crowdstrike import ALERTS_PATH as FALCON_ALERTS_PATH
+from tests.fakes.crowdstrike import CrowdStrikeFake
+from tests.fakes.crowdstrike import make_alert as make_falcon_alert
 from tests.fakes.google_sa import ServiceAccountKey, google_api_error, make_key
 from tests.fakes.graph import ALERTS_PATH as ENTRA_PATH
 from tests.fakes.graph import GraphFake, graph_error_response
+from tests.fakes.graph_data import graph_time
 from tests.fakes.guardduty_data import DETECTOR, make_findings
-from tests.fakes.http_fake import FakeServer, Matcher, Request, Response, on
+from tests.fakes.http_fake import Request, Response, on
 from tests.fakes.intune import AUDIT_PATH as INTUNE_PATH
 from tests.fakes.kandji import AUDIT_PATH as KANDJI_PATH
 from tests.fakes.kandji import KandjiFake
+from tests.fakes.ledger import ALERTS_PATH as LEDGER_ALERTS_PATH
+from tests.fakes.ledger import FEED_PATH as LEDGER_FEED_PATH
+from tests.fakes.ledger import LedgerFake, ledger_error
+from tests.fakes.ledger import touch as touch_ledger_alert
 from tests.fakes.scc import SccFake
 from tests.fakes.scc_data import ORG, make_results
 from tests.fakes.securityhub import SecurityHubFake
-from tests.fakes.securityhub_data import make_ocsf_findings
+from tests.fakes.securityhub_data import make_ocsf_findings, touch_ocsf
+from tests.fakes.sentinelone import THREATS_PATH, SentinelOneFake, make_threat
 from tests.fakes.tls import ThrowawayCA
 from tests.graph_env import CLIENT_ID, SECRET
 from tests.graph_env import new_fake as new_graph_fake
 from tests.intune_env import new_fake as new_intune_fake
-from tests.world import CliWorld
+from tests.standard_suite import (
+    FAST_BUDGET,
+    PAGE,
+    RETRIES,
+    TIMEOUT_SECONDS,
+    Raw,
+    Subject,
+)
 
-TIMEOUT_SECONDS = 1  # every source's read timeout here: a stalled answer costs a second
-RETRIES = 3  # max_retries here: rides out the longest transient burst, three faults in a row
 # retry_deadline_seconds where a fault never ends. api-core gives up when the next sleep
 # (random, up to 1 s, then 2 s) would pass the deadline, so a stalled first try (1 s read
 # timeout plus the token fetch) must leave at least a second more for the second try
-# even on a loaded machine: 4 s does, and gives up well inside FAIL_DEADLINE.
+# even on a loaded machine: 4 s does, and gives up well inside the suite's FAIL_DEADLINE.
 SCC_FAIL_DEADLINE = 4
-PAGE = 20  # alerts per page, wherever the source or its fake lets a test choose
-STEP = timedelta(seconds=20)  # between two alerts' changed-at times
-LATEST_AGE = timedelta(minutes=5)  # how long ago the newest alert of a batch changed
-FAST_BUDGET = 360_000  # calls per hour or minute: pacing is proven elsewhere, not here
-
-Raw = dict[str, Any]
-
-
-@dataclass
-class Subject:
-    """One source of one type, configured against its own started wire fake."""
-
-    type_name: str
-    source: str  # the source's name in the config
-    fake: FakeServer
-    env: dict[str, str]
-    block: dict[str, Any]  # the YAML block of the source
-    items: Callable[[], list[Raw]]  # the fake's alerts of the pulled stream, wire JSON
-    make: Callable[[int, int, datetime], list[Raw]]  # (count, first index, index 0's time)
-    page_call: Matcher  # the request that returns a page of alerts
-    error: Callable[[int], Response]  # an error answer in the vendor's shape, by status
-    malform: Callable[[Raw], None]  # break what the mapping requires (the fake still lists it)
-    bloat: Callable[[Raw, str], None]  # put a huge text where the vendor keeps a description
-    configured_secrets: list[str]
-    issued_secrets: Callable[[], list[str]] = list  # e.g. the access tokens the fake handed out
-
-    def add(self, count: int, first: int) -> list[Raw]:
-        """Alerts first..first+count-1, changed every STEP up to LATEST_AGE ago: recent news,
-        inside the window of the next run whatever ran before."""
-        last = first + count - 1
-        new = self.make(count, first, utcnow() - LATEST_AGE - last * STEP)
-        self.items().extend(new)
-        return new
-
-    def tokens(self) -> list[str]:
-        """The access tokens the source was issued or presented (self-signed JWTs included),
-        beyond its configured secrets."""
-        presented = {r.headers.get("authorization", "").removeprefix("Bearer ")
-                     for r in self.fake.requests
-                     if r.headers.get("authorization", "").startswith("Bearer ")}
-        return sorted((presented | set(self.issued_secrets())) - set(self.configured_secrets))
-
-    def secrets(self) -> list[str]:
-        return [*self.configured_secrets, *self.tokens()]
-
-    def retrying(self, times: int) -> Subject:
-        """This source with max_retries set to `times`; SCC, whose Google client retries
-        against a deadline instead, with SCC_FAIL_DEADLINE (a few tries at its 1 s backoff)."""
-        if self.type_name == "scc":
-            bound = {"retry_deadline_seconds": SCC_FAIL_DEADLINE}
-        else:
-            bound = {"max_retries": times}
-        return dataclasses.replace(self, block={**self.block, **bound})
-
-
-@dataclass
-class Breaker:
-    """A switchable matcher: while on, it matches the page calls after the first `spare`."""
-
-    page_call: Matcher
-    spare: int = 1
-    on: bool = True
-    _seen: int = field(default=0, init=False)
-
-    def __call__(self, request: Request) -> bool:
-        if not (self.on and self.page_call(request)):
-            return False
-        self._seen += 1
-        return self._seen > self.spare
-
-    @property
-    def struck(self) -> int:
-        """How many calls it has broken so far."""
-        return max(0, self._seen - self.spare)
-
-
-@dataclass
-class RunWorld(CliWorld):
-    """A run directory whose config holds the sources under test (and nothing secret)."""
-
-    def configure(self, *subjects: Subject, **top: Any) -> None:
-        self.write_yaml({s.source: s.block for s in subjects}, **top)
-        for subject in subjects:
-            self.env.update(subject.env)
 
 
 # -- the adapters ------------------------------------------------------------------------
@@ -176,16 +106,24 @@ def guardduty(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subje
             block={"type": "guardduty", "regions": [REGION], "timeout_seconds": TIMEOUT_SECONDS,
                    "max_retries": RETRIES},
             items=lambda: fake.findings[(REGION, DETECTOR)],
-            make=lambda count, first, at: make_findings(count, first=first, region=REGION,
-                                                        base_time=at, step=STEP),
+            make=lambda count, first, at, step: make_findings(
+                count, first=first, region=REGION, base_time=at, step=step),
+            update=_update_finding,
             # GetFindings: the call that carries the findings (ListFindings only ids).
             page_call=on("POST", f"/detector/{DETECTOR}/findings/get"),
+            token_call=on("POST", f"/detector/{DETECTOR}/findings"),
             error=lambda status: (aws.rest_json_error(status, codes[status], "Rate exceeded")
                                   if status in codes else _html(status)),
             malform=_set(("service",), ["not", "an", "object"]),  # a TypeError-like fault
             bloat=_bloat_at("description"),
             configured_secrets=[env["AWS_SECRET_ACCESS_KEY"]],
+            issues_tokens=False,  # it signs each call (SigV4)
         )
+
+
+def _update_finding(raw: Raw, at: datetime) -> None:
+    raw["service"]["count"] += 1
+    raw["updatedAt"] = format_time(at)
 
 
 @contextmanager
@@ -202,14 +140,16 @@ def securityhub(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Sub
             block={"type": "securityhub", "regions": [REGION],
                    "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.ocsf[REGION],
-            make=lambda count, first, at: make_ocsf_findings(count, first=first, base_time=at,
-                                                             step=STEP),
+            make=lambda count, first, at, step: make_ocsf_findings(
+                count, first=first, base_time=at, step=step),
+            update=lambda raw, at: touch_ocsf(raw, at, status_id=2),  # in progress
             page_call=on("POST", "/findingsv2"),
             error=lambda status: (aws.rest_json_error(status, codes[status], "Rate exceeded")
                                   if status in codes else _html(status)),
             malform=lambda raw: raw["cloud"].pop("account"),  # whose finding: unknown
             bloat=_bloat_at("finding_info", "desc"),
             configured_secrets=[env["AWS_SECRET_ACCESS_KEY"]],
+            issues_tokens=False,  # it signs each call (SigV4)
         )
 
 
@@ -234,14 +174,20 @@ def scc(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
             block={"type": "scc", "parent": parent, "credentials_file": str(key_file),
                    "api_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS},
             items=lambda: fake.results,
-            make=lambda count, first, at: make_results(count, first=first, base_time=at,
-                                                       step=STEP),
+            make=lambda count, first, at, step: make_results(count, first=first, base_time=at,
+                                                             step=step),
+            update=lambda raw, at: raw["finding"].update(state="INACTIVE",
+                                                         eventTime=format_time(at)),
             page_call=on("GET", f"/v2/{parent}/sources/-/findings"),
             error=_google_error,
             malform=_set(("finding", "indicator"), ["203.0.113.9"]),  # a list, not an object
             bloat=_bloat_at("finding", "description"),
             configured_secrets=_google_key_secrets(endpoint.key),
             issued_secrets=lambda: list(endpoint.issued),
+            # Its Google client retries until retry_deadline_seconds, a few tries at its 1 s
+            # backoff, instead of a count.
+            bound_retries=lambda times: {"retry_deadline_seconds": SCC_FAIL_DEADLINE},
+            retries_by_deadline=True,
         )
 
 
@@ -257,8 +203,10 @@ def workspace_alertcenter(source: str, secrets_dir: Path, ca: ThrowawayCA) -> It
                    "page_size": PAGE, "retry_base_seconds": 1,
                    "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.alerts,
-            make=lambda count, first, at: make_workspace_alerts(count, first=first,
-                                                                base_time=at, step=STEP),
+            make=lambda count, first, at, step: make_workspace_alerts(
+                count, first=first, base_time=at, step=step),
+            update=lambda raw, at: touch_workspace_alert(raw, at, status="IN_PROGRESS",
+                                                         assignee=ADMIN),
             page_call=on("GET", WORKSPACE_PATH),
             error=_google_error,
             malform=_set(("alertId",), None),  # the fake sorts by it: null, not absent
@@ -303,8 +251,10 @@ def entra_id(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subjec
             # the source type here; its own tests cover the other stream.
             {"streams": ["alerts"], "alerts_per_minute": FAST_BUDGET},
             items=lambda: fake.alerts,
-            make=lambda count, first, at: graph_data.make_alerts(
-                count, first=first, base_time=at, step=STEP, tenant_id=fake.tenant_id),
+            make=lambda count, first, at, step: graph_data.make_alerts(
+                count, first=first, base_time=at, step=step, tenant_id=fake.tenant_id),
+            update=lambda raw, at: raw.update(status="resolved",
+                                              lastUpdateDateTime=graph_time(at)),
             page_call=on("GET", ENTRA_PATH),
             malform=_set(("id",), None),  # the fake pages by id: null, not absent
             bloat=_bloat_at("description"),
@@ -320,8 +270,9 @@ def intune(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]
             # device_posture is a snapshot diff, not a windowed list: its own tests cover it.
             {"streams": ["audit_events"], "requests_per_minute": FAST_BUDGET},
             items=lambda: fake.audit_events,
-            make=lambda count, first, at: intune_data.make_audit_events(
-                count, first=first, base_time=at, step=STEP),
+            make=lambda count, first, at, step: intune_data.make_audit_events(
+                count, first=first, base_time=at, step=step),
+            update=None,  # an audit event never changes
             page_call=on("GET", INTUNE_PATH),
             malform=_set(("id",), None),
             bloat=_bloat_at("displayName"),
@@ -350,18 +301,153 @@ def kandji(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]
                    "streams": ["audit_events"], "requests_per_hour": FAST_BUDGET,
                    "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.audit_events,
-            make=lambda count, first, at: kandji_data.make_audit_events(
-                count, first=first, base_time=at, step=STEP),
+            make=lambda count, first, at, step: kandji_data.make_audit_events(
+                count, first=first, base_time=at, step=step),
+            update=None,  # an audit event never changes
             page_call=on("GET", KANDJI_PATH),
             error=lambda status: (_html(status) if status == 502
                                   else Response.json({"detail": "Try again later."}, status)),
             malform=_set(("id",), None),  # the fake sorts by id: null, not absent
             bloat=_bloat_at("metadata", "description"),
             configured_secrets=[fake.token],
+            issues_tokens=False,  # it sends its configured token
         )
 
 
-ADAPTERS: dict[str, Callable[[str, Path, ThrowawayCA], Any]] = {
+@contextmanager
+def _ledger(source: str, stream: str, path: str) -> Iterator[Subject]:
+    with LedgerFake() as fake:
+        fake.max_limit = PAGE
+        yield Subject(
+            type_name="ledger", source=source, fake=fake, env=ledger_env(fake),
+            block=ledger_block(fake, stream, page_size=PAGE, timeout_seconds=TIMEOUT_SECONDS,
+                               max_retries=RETRIES),
+            items=lambda: fake.alerts,
+            make=lambda count, first, at, step: fake.make(count, first, at + first * step,
+                                                          step),
+            update=lambda raw, at: touch_ledger_alert(raw, at, fake),
+            page_call=on("GET", path),
+            error=lambda status: (_html(status) if status == 502 else
+                                  ledger_error(status, "Unavailable", "Try again later.")),
+            malform=_set(("created_at",), ["not", "a", "time"]),
+            bloat=_bloat_at("description"),
+            configured_secrets=[fake.token],
+            issues_tokens=False,  # it sends its configured token
+            command=LEDGER_CLI,
+        )
+
+
+@contextmanager
+def ledger(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    """The test-only `ledger` source type's time-window stream (tests/ledger_connector.py):
+    the engine's own world, free of any vendor's quirks."""
+    with _ledger(source, "changes", LEDGER_ALERTS_PATH) as subject:
+        yield subject
+
+
+@contextmanager
+def ledger_feed(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    """Its position-cursor stream (connector.Position)."""
+    with _ledger(source, "feed", LEDGER_FEED_PATH) as subject:
+        yield subject
+
+
+# -- the declarative recipes (alertpull/rest/recipes) ---------------------------------------
+
+
+def _env_var(source: str, what: str) -> str:
+    return f"{source.upper().replace('-', '_')}_{what}"
+
+
+@contextmanager
+def crowdstrike(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    with CrowdStrikeFake() as fake:
+        fake.page_cap = PAGE
+        id_var, secret_var = _env_var(source, "ID"), _env_var(source, "SECRET")
+        yield Subject(
+            type_name="crowdstrike", source=source, fake=fake,
+            env={id_var: fake.client_id, secret_var: fake.client_secret},
+            block={"type": "crowdstrike", "base_url": fake.url, "client_id": f"${{{id_var}}}",
+                   "client_secret": f"${{{secret_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
+                   "max_retries": RETRIES},
+            items=lambda: fake.alerts,
+            make=lambda count, first, at, step: [make_falcon_alert(n, at + n * step)
+                                                 for n in range(first, first + count)],
+            update=_update_falcon_alert,
+            page_call=on("POST", FALCON_ALERTS_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"errors": [{"code": status, "message": "try again later"}], "resources": []},
+                status)),
+            malform=_set(("composite_id",), None),
+            bloat=_bloat_at("description"),
+            configured_secrets=[fake.client_secret],
+            issued_secrets=lambda: list(fake.tokens),
+        )
+
+
+def _update_falcon_alert(raw: Raw, at: datetime) -> None:
+    raw["status"] = "in_progress"
+    raw["updated_timestamp"] = format_time(at)
+
+
+@contextmanager
+def sentinelone(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    with SentinelOneFake() as fake:
+        fake.page_cap = PAGE
+        token_var = _env_var(source, "TOKEN")
+        yield Subject(
+            type_name="sentinelone", source=source, fake=fake, env={token_var: fake.token},
+            block={"type": "sentinelone", "base_url": fake.url, "api_token": f"${{{token_var}}}",
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
+            items=lambda: fake.threats,
+            make=lambda count, first, at, step: [make_threat(n, at + n * step)
+                                                 for n in range(first, first + count)],
+            update=_update_threat,
+            page_call=on("GET", THREATS_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"errors": [{"code": status * 10000 + 10, "title": "Try again later"}]},
+                status)),
+            malform=_set(("id",), None),
+            bloat=_bloat_at("threatInfo", "classification"),
+            configured_secrets=[fake.token],
+            issues_tokens=False,  # it sends its configured token
+        )
+
+
+def _update_threat(raw: Raw, at: datetime) -> None:
+    raw["threatInfo"]["incidentStatus"] = "in_progress"
+    raw["threatInfo"]["updatedAt"] = format_time(at)
+
+
+@contextmanager
+def thinkst_canary(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
+    """A position stream: incidents listed by updated_id (incidents_since)."""
+    with CanaryFake() as fake:
+        fake.page_cap = PAGE
+        token_var = _env_var(source, "TOKEN")
+        yield Subject(
+            type_name="thinkst_canary", source=source, fake=fake,
+            env={token_var: fake.auth_token},
+            block={"type": "thinkst_canary", "base_url": fake.url,
+                   "auth_token": f"${{{token_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
+                   "max_retries": RETRIES},
+            items=lambda: fake.incidents,
+            make=lambda count, first, at, step: [fake.make(n, at + n * step, kind=n)
+                                                 for n in range(first, first + count)],
+            update=fake.acknowledge,
+            page_call=on("GET", CANARY_PATH),
+            error=lambda status: (_html(status) if status == 502 else Response.json(
+                {"result": "error", "message": "Try again later"}, status)),
+            malform=_set(("id",), None),
+            bloat=_bloat_at("description", "description"),
+            configured_secrets=[fake.auth_token],
+            issues_tokens=False,  # it sends its configured token
+        )
+
+
+World = Callable[[str, Path, ThrowawayCA], Any]  # a context manager yielding a Subject
+
+WORLDS: dict[str, World] = {
     "guardduty": guardduty,
     "securityhub": securityhub,
     "scc": scc,
@@ -369,10 +455,9 @@ ADAPTERS: dict[str, Callable[[str, Path, ThrowawayCA], Any]] = {
     "entra_id": entra_id,
     "intune": intune,
     "kandji": kandji,
+    "ledger": ledger,
+    "ledger_feed": ledger_feed,
+    "crowdstrike": crowdstrike,
+    "sentinelone": sentinelone,
+    "thinkst_canary": thinkst_canary,
 }
-
-
-def state_scopes(world: CliWorld, source: str) -> dict[str, Any]:
-    """The source's committed cursors, as its state file holds them ({} before any)."""
-    path = world.state / f"{source}.json"
-    return dict(json.loads(path.read_text())["scopes"]) if path.exists() else {}
