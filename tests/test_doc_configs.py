@@ -42,8 +42,13 @@ def test_the_docs_hold_config_blocks_to_check() -> None:
 
 def with_files_in_place(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     """A secret read from `{file: …}` must exist at load time: give each one a file; a
-    declarative source's spec file is the docs' example of that name (docs/specs/)."""
+    declarative source's spec file is the docs' example of that name (docs/specs/); a
+    service-account key file (the loader reads its `type`) is a key of that shape."""
     for settings in raw["sources"].values():
+        if isinstance(settings.get("credentials_file"), str):
+            key = tmp_path / Path(settings["credentials_file"]).name
+            key.write_text('{"type": "service_account", "client_email": "a@b.example"}')
+            settings["credentials_file"] = str(key)
         if isinstance(settings.get("spec"), str):
             spec = tmp_path / settings["spec"]
             spec.parent.mkdir(parents=True, exist_ok=True)
