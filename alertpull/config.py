@@ -33,7 +33,8 @@ STATE_OPTIONS: dict[str, dict[str, Option]] = {
         "prefix": Option(default="alertpull/state"),
         "endpoint_url": Option(help="S3 endpoint override"),
         "region": Option(),
-        "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
+        "lease_seconds": Option(kind="seconds", default=900,
+                                help="lock lease, renewed while held"),
     },
     "gcs": {
         "backend": Option(required=True),
@@ -42,7 +43,8 @@ STATE_OPTIONS: dict[str, dict[str, Option]] = {
         "credentials_file": Option(kind="path", help="service-account key; default ADC"),
         "project": Option(help="billing project (requester-pays buckets)"),
         "endpoint": Option(help="JSON API endpoint override"),
-        "lease_seconds": Option(kind="int", default=900, help="lock lease, renewed while held"),
+        "lease_seconds": Option(kind="seconds", default=900,
+                                help="lock lease, renewed while held"),
     },
 }
 # One line per alert version: the native record, or an OCSF Detection Finding event.
@@ -154,6 +156,12 @@ def _coerce(value: Any, option: Option, where: str, base_dir: str) -> Any:
             wanted = ("a positive whole number" if option.minimum == 1
                       else f"a whole number, {option.minimum} or more")
             raise ConfigError(f"{where}: expected {wanted}, got {value!r}")
+        return value
+    if option.kind == "seconds":
+        # Fractions too: a test (or an impatient operator) need not wait whole seconds.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"{where}: expected a positive number of seconds, e.g. 30 or 0.5, "
+                              f"got {value!r}")
         return value
     if option.kind == "bool":
         if not isinstance(value, bool):

@@ -25,9 +25,9 @@ Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 class Option:
     """One key of a source's config block.
 
-    kind: "str", "path" (relative to the config file, ~ expanded), "int", "bool",
-    "duration", "list", "map", "path_or_mapping" (a path, or that file's content inline).
-    A `secret` option accepts a
+    kind: "str", "path" (relative to the config file, ~ expanded), "int", "seconds" (a
+    positive number, fractions allowed), "bool", "duration", "list", "map",
+    "path_or_mapping" (a path, or that file's content inline). A `secret` option accepts a
     string (with ${VAR}) or {file: PATH}, and its value is wrapped in `Secret`.
     `choices` limits a string, or every item of a (non-empty) list, to those values.
     An "int" is at least `minimum`.

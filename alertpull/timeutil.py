@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -14,12 +14,12 @@ def utcnow() -> datetime:
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90m', '36h', '30d' -> timedelta. Raises ValueError with the accepted forms."""
+    """'90m', '36h', '30d', '1.5s' -> timedelta. Raises ValueError with the accepted forms."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"{text!r} is not a duration; use a number and a unit, e.g. 90m, 36h, 30d")
     amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(amount)})
+    return timedelta(**{_UNITS[unit]: float(amount) if "." in amount else int(amount)})
 
 
 def parse_time(text: str) -> datetime:

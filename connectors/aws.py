@@ -67,7 +67,7 @@ def aws_options(service: AwsService, regions_help: str) -> dict[str, Option]:
             f"(AWS_ENDPOINT_URL_{service.name.upper()} works too)"
         ),
         "timeout_seconds": Option(
-            "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
+            "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(MAX_RETRIES),
         "max_pages": MAX_PAGES_OPTION,

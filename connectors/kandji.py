@@ -166,7 +166,7 @@ class KandjiConnector(Connector):
             "int", default=9000, help="call budget per base_url (Kandji allows 10,000/hour)"
         ),
         "timeout_seconds": Option(
-            "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
+            "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(DEFAULT_RETRIES),
         "max_pages": MAX_PAGES_OPTION,

@@ -90,7 +90,7 @@ GRAPH_OPTIONS: dict[str, Option] = {
         help="Graph host, e.g. https://graph.microsoft.us or https://microsoftgraph.chinacloudapi.cn",
     ),
     "timeout_seconds": Option(
-        "int", default=60, help="seconds to wait for a vendor's answer (connect and read)"
+        "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
     ),
     # Bounds both retry loops of a call: GraphClient's own for 429s, urllib3's for the rest.
     "max_retries": max_retries_option(DEFAULT_RETRIES),

@@ -128,12 +128,12 @@ class SccConnector(Connector):
             help="pace list calls under SCC's 1,000 reads/min quota, shared per quota project",
         ),
         "timeout_seconds": Option(
-            "int",
+            "seconds",
             default=60,
             help="seconds to wait for a vendor's answer (connect and read), per attempt",
         ),
         "retry_deadline_seconds": Option(
-            "int",
+            "seconds",
             default=180,
             help="how long one call is retried through 429, 5xx and network faults before "
             "the source fails",

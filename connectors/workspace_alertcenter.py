@@ -111,12 +111,12 @@ class AlertCenterConnector(Connector):
         ),
         "page_size": Option("int", default=100, help="alerts asked for per page"),
         "retry_base_seconds": Option(
-            "int",
+            "seconds",
             default=RETRY_BASE_SECONDS,
             help="first wait after a quota error (503/429), doubled on each retry",
         ),
         "timeout_seconds": Option(
-            "int", default=60, help="connect and read timeout of each HTTP call"
+            "seconds", default=60, help="connect and read timeout of each HTTP call"
         ),
         "max_retries": max_retries_option(MAX_RETRIES),
         "max_pages": MAX_PAGES_OPTION,

@@ -40,7 +40,7 @@ class AlertCenterWorld(CliWorld):
             "subject": ADMIN,
             "customer_id": CUSTOMER_ID,
             "api_endpoint": self.fake.url,
-            "retry_base_seconds": 1,  # whole seconds only; 5 s by default
+            "retry_base_seconds": 0.1,  # 5 s by default
         }, overrides)
 
     def write_config(self, **source_overrides: Any) -> None:

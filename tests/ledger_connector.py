@@ -57,7 +57,7 @@ class LedgerConnector(Connector):
         "streams": Option("list", default=[CHANGES], choices=(CHANGES, FEED),
                           help="changes (time window) and/or feed (position cursor)"),
         "page_size": Option("int", default=100, help="alerts asked for per page"),
-        "timeout_seconds": Option("int", default=60, help="seconds to wait for an answer"),
+        "timeout_seconds": Option("seconds", default=60, help="seconds to wait for an answer"),
         "max_retries": max_retries_option(DEFAULT_RETRIES),
     }
 

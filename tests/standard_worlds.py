@@ -200,7 +200,7 @@ def workspace_alertcenter(source: str, secrets_dir: Path, ca: ThrowawayCA) -> It
             type_name="workspace_alertcenter", source=source, fake=fake, env=clean_env(),
             block={"type": "workspace_alertcenter", "credentials_file": str(key_file),
                    "subject": ADMIN, "customer_id": CUSTOMER_ID, "api_endpoint": fake.url,
-                   "page_size": PAGE, "retry_base_seconds": 1,
+                   "page_size": PAGE, "retry_base_seconds": 0.1,
                    "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.alerts,
             make=lambda count, first, at, step: make_workspace_alerts(

@@ -52,6 +52,12 @@ BAD_CONFIGS = [
     ("sources: {aws: {type: guardduty, overlap: 99999999999d}}\n", "sources.aws.overlap"),
     ("defaults: {first_run_since: 1m}\nsources: {aws: {type: guardduty}}\n", "first_run_since"),
     ("sources: [aws]\n", "expected a mapping of source name"),
+    ("sources: {aws: {type: guardduty, timeout_seconds: -0.5}}\n",
+     "sources.aws.timeout_seconds: expected a positive number of seconds, e.g. 30 or 0.5, "
+     "got -0.5"),
+    ("sources: {aws: {type: guardduty, timeout_seconds: soon}}\n",
+     "sources.aws.timeout_seconds: expected a positive number of seconds"),
+    ("sources: {aws: {type: guardduty, settle: 1.5.0s}}\n", "sources.aws.settle"),
     ("sources: {k: {type: kandji, base_url: 'https://a.api.kandji.io', api_token: t, "
      "streams: [audit_events, alerts]}}\n",
      "sources.k.streams: alerts is not one of audit_events, behavioral_detections"),
@@ -188,7 +194,7 @@ def test_check_reports_the_account_and_fails_for_a_broken_source(aws: AwsWorld) 
     ok = aws.cli("check")
     assert ok.returncode == 0 and "aws: ok" in ok.stdout and "123456789012" in ok.stdout
     aws.write_config(sources={"aws": {"type": "guardduty", "regions": ["us-east-1"],
-                                      "endpoint_url": "http://127.0.0.1:9"}})
+                                      "endpoint_url": "http://127.0.0.1:9", "max_retries": 0}})
     broken = aws.cli("check")
     assert broken.returncode == 1 and "aws: FAILED" in broken.stdout
     assert "Traceback" not in broken.stdout + broken.stderr

@@ -1,5 +1,6 @@
-"""The README's DuckDB example, run as written on real output of the installed CLI: the
-latest version of each alert out of the Hive-partitioned JSONL, plain and gzip."""
+"""The DuckDB example of docs/working-with-the-log.md, run as written on real output of the
+installed CLI: the latest version of each alert out of the Hive-partitioned JSONL, plain and
+gzip."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ duckdb = pytest.importorskip("duckdb")
 
 
 def documented_sql() -> list[str]:
-    """The statements of the README's DuckDB example."""
-    for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), re.S):
+    """The statements of the DuckDB example in docs/working-with-the-log.md."""
+    page = (REPO / "docs" / "working-with-the-log.md").read_text()
+    for block in re.findall(r"```sql\n(.*?)```", page, re.S):
         if "QUALIFY" in block and "read_json" in block:
             return [s.strip() for s in block.split(";") if _code(s)]
     raise AssertionError("no DuckDB example (```sql with read_json and QUALIFY) in the docs")

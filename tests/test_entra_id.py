@@ -831,22 +831,6 @@ def test_cli_writes_both_streams_once_and_an_update_as_one_new_line(
     assert sorted(r["status"] for r in versions) == ["new", "resolved"]
 
 
-def test_cli_same_timestamp_alerts_across_pages_and_runs_are_never_lost_or_doubled(
-    graph_world: GraphWorld,
-) -> None:
-    tick = hours_ago(0.5).replace(microsecond=0)
-    graph_world.fake.max_page = 4
-    graph_world.write_config(streams=["alerts"])
-    add_alerts(graph_world, 10, first=0, at=tick, step=timedelta(0))  # one instant, 3 pages
-    assert graph_world.fetch().returncode == 0
-    add_alerts(graph_world, 3, first=10, at=tick, step=timedelta(0))  # late siblings
-
-    assert graph_world.fetch().returncode == 0
-
-    counts = native_ids(graph_world.records())
-    assert len(counts) == 13 and set(counts.values()) == {1}
-
-
 def test_cli_late_arrivals_inside_each_streams_overlap_are_pulled(graph_world: GraphWorld) -> None:
     add_alerts(graph_world, 3, first=0, at=hours_ago(1))
     add_risks(graph_world, 3, first=0, at=hours_ago(1))

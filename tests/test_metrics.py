@@ -109,7 +109,7 @@ def test_metrics_are_written_when_a_source_fails(aws: AwsWorld) -> None:
     aws.write_config(sources={
         "aws": {"type": "guardduty", "regions": ["us-east-1"]},
         "broken": {"type": "guardduty", "regions": ["us-east-1"],
-                   "endpoint_url": "http://127.0.0.1:9"},  # nothing listens there
+                   "endpoint_url": "http://127.0.0.1:9", "max_retries": 0},  # nothing listens there
     })
     path = metrics_path(aws)
     result = aws.fetch("--metrics-file", str(path))

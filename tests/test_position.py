@@ -16,6 +16,7 @@ from collections import Counter
 
 import pytest
 
+from alertpull.connector import Position
 from tests.engine_env import PAGE, LedgerWorld
 from tests.fakes.http_fake import Fault, Response, on
 from tests.fakes.ledger import FEED_PATH, ledger_error, touch
@@ -162,3 +163,26 @@ def test_a_backfill_reads_the_feed_once_and_keeps_the_position_moving_forward(
     assert " 2 fetched, 2 written" in backfill.stderr
     assert feed_cursor(feed)["position"] == max_seq(feed)  # type: ignore[index]
     assert_exactly_once(feed, 12)
+
+
+def test_a_feed_stuck_before_any_progress_fails_the_scope_and_commits_nothing(
+        feed: LedgerWorld) -> None:
+    [alert] = feed.add(1, first=0, base_time=hours_ago(1))
+    feed.fake.inject(on("GET", FEED_PATH),
+                     Fault(response=Response.json({"alerts": [alert], "max_seq": 0})))
+    stuck = feed.fetch()
+    assert stuck.returncode == 1, stuck.stderr
+    assert "pull stopped early and made no progress" in stuck.stderr
+    assert feed.records() == [] and feed_cursor(feed) is None
+    assert feed.fetch().returncode == 0
+    assert_exactly_once(feed, 1)
+
+
+def test_a_position_moves_only_by_advance_and_never_to_none() -> None:
+    position = Position(previous={"offset": 10})
+    assert (position.advanced, position.reached) == (False, {"offset": 10})
+    position.advance({"offset": 42})
+    assert (position.advanced, position.reached) == (True, {"offset": 42})
+    with pytest.raises(ValueError, match="cannot advance to None"):
+        position.advance(None)
+    assert position.previous == {"offset": 10}  # what the last run committed, for reading

@@ -243,7 +243,7 @@ def test_cli_fetch_to_s3_is_effectively_once_across_a_crash(
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket=bucket)
         aws.write_config(
-            state={"backend": "s3", "bucket": bucket, "lease_seconds": 1},
+            state={"backend": "s3", "bucket": bucket, "lease_seconds": 0.5},
             sink={"type": "s3", "bucket": bucket, "prefix": "alerts", "spool_dir": str(spool)},
         )
 

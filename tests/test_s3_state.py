@@ -241,10 +241,10 @@ def test_lease_is_deleted_on_exit_even_when_the_block_raises(s3: Any) -> None:
 
 
 def test_renewal_keeps_the_lease_alive_past_its_first_expiry(s3: Any) -> None:
-    store = make_store(lease_seconds=1)
+    store = make_store(lease_seconds=0.5)
     with store.lock("gd"):
         first = read_lease(s3)
-        time.sleep(1.3)  # longer than the lease itself; renewals run every ~0.33 s
+        time.sleep(0.65)  # longer than the lease itself; renewals run every ~0.17 s
         renewed = read_lease(s3)
         assert renewed["owner"] == first["owner"]
         assert renewed["acquired_at"] == first["acquired_at"]
@@ -256,10 +256,10 @@ def test_renewal_keeps_the_lease_alive_past_its_first_expiry(s3: Any) -> None:
 
 def test_lost_lease_is_reported_and_not_deleted(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="alertpull.state.bucket")
-    with make_store(lease_seconds=1).lock("gd"):
+    with make_store(lease_seconds=0.5).lock("gd"):
         # Another run took the lease over (ours had expired while we stalled).
         etag = put_lease(s3, "other-host:42:beef", expires_in=600)
-        deadline = time.monotonic() + 2  # the next renewal (~0.33 s) must notice
+        deadline = time.monotonic() + 2  # the next renewal (~0.17 s) must notice
         while "lost the lock for source 'gd'" not in caplog.text:
             assert time.monotonic() < deadline, "the renewer did not notice the lost lease"
             time.sleep(0.05)

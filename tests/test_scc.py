@@ -734,8 +734,8 @@ def test_cli_refuses_a_retry_deadline_that_is_not_positive(scc: SccWorld) -> Non
     result = scc.fetch()
 
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "sources.gcp.retry_deadline_seconds: expected a positive whole number, got 0" in (
-        result.stderr)
+    assert ("sources.gcp.retry_deadline_seconds: expected a positive number of seconds, e.g. 30 "
+            "or 0.5, got 0") in result.stderr
     assert scc.fake.requests == []
 
 

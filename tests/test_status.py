@@ -13,7 +13,7 @@ from tests.world import hours_ago
 SOURCES = {
     "aws": {"type": "guardduty", "regions": ["us-east-1"]},
     "broken": {"type": "guardduty", "regions": ["us-east-1"],
-               "endpoint_url": "http://127.0.0.1:9"},  # nothing listens there
+               "endpoint_url": "http://127.0.0.1:9", "max_retries": 0},  # nothing listens there
 }
 
 

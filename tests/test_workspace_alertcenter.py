@@ -868,7 +868,7 @@ def test_cli_transient_quota_error_is_retried_to_success(workspace: AlertCenterW
     result = workspace.fetch()
 
     assert result.returncode == 0, result.stderr
-    assert "503 UNAVAILABLE; retrying in 1." in result.stderr
+    assert "503 UNAVAILABLE; retrying in 0.1" in result.stderr  # retry_base_seconds
     assert len(workspace.records()) == 5
     assert workspace.fake.pending_faults == 0
 

@@ -64,7 +64,7 @@ SPEC_OPTION = Option("path_or_mapping", required=True,
                      help="the spec: a YAML file (relative to this config) or an inline mapping")
 # Every declared source takes these beside its spec's own options.
 ENGINE_OPTIONS: dict[str, Option] = {
-    "timeout_seconds": Option("int", default=60,
+    "timeout_seconds": Option("seconds", default=60,
                               help="seconds to wait for a vendor's answer (connect and read)"),
     "max_retries": max_retries_option(DEFAULT_RETRIES),
 }

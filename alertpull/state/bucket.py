@@ -38,8 +38,8 @@ class BucketStateStore(StateStore):
     def __init__(self, settings: Mapping[str, Any], objects: ObjectStore) -> None:
         self.objects = objects
         self.prefix: str = settings.get("prefix", "alertpull/state")
-        self.lease_seconds = int(settings.get("lease_seconds", 900))
-        if self.lease_seconds < 1:
+        self.lease_seconds = float(settings.get("lease_seconds", 900))
+        if not self.lease_seconds > 0:
             raise ConfigError("state.lease_seconds must be a positive number of seconds")
         self._leases: dict[str, Lease] = {}  # the sources this process holds
 
