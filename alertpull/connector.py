@@ -97,6 +97,9 @@ class Scope:
     (for logging and a first run's start only), and takes every alert it yields.
     `tenant` is the tenant every alert of the scope belongs to, where the scope knows it:
     the tenant of a degraded record (see alertpull.degraded), whose own may be unreadable.
+    `stream` is the declared stream the scope pulls (Stream.scope() makes the scope): its
+    `ordered` and `retention` then hold for the scope instead of the connector's. It is not
+    part of what the scope is, so it is left out of comparisons.
     """
 
     key: str
@@ -107,6 +110,39 @@ class Scope:
     tenant: str | None = None
     retention: timedelta | None = None
     error: str | None = None
+    stream: Stream | None = field(default=None, compare=False)
+
+    @property
+    def ordered(self) -> bool | None:
+        """Whether its stream is declared ascending in changed-at (None: not declared)."""
+        return self.stream.ordered if self.stream is not None else None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One list a connector pulls, declared rather than coded (the Singer SDK's stream
+    attributes): what the engine must know of it, per stream, not per connector.
+
+    ordered: it is asked for in ascending changed-at order, so a window cut short keeps the
+    mark it reached (see Connector.ordered). retention: how far back the vendor keeps it.
+    overlap: how late the vendor may show a change (None: the connector's default_overlap).
+    snapshot: its changes are found by diffing a listing against Memory (alertpull.snapshot).
+    page_size: records asked for per page: the vendor's maximum, where it has one.
+    """
+
+    name: str
+    ordered: bool = False
+    retention: timedelta | None = None
+    overlap: timedelta | None = None
+    snapshot: bool = False
+    page_size: int | None = None
+
+    def scope(self, key: str, params: Mapping[str, Any], tenant: str | None = None, *,
+              retention: timedelta | None = None) -> Scope:
+        """A scope pulling this stream: its declaration carried into the Scope. `retention`
+        is one the config sets for this scope (a licence's), over the stream's."""
+        return Scope(key=key, params=params, overlap=self.overlap, snapshot=self.snapshot,
+                     tenant=tenant, retention=retention, stream=self)
 
 
 @dataclass(frozen=True)
@@ -194,10 +230,12 @@ class Connector(ABC):
     type_name: ClassVar[str]
     vendor: ClassVar[Vendor]
     options: ClassVar[Mapping[str, Option]]
-    retention: ClassVar[timedelta | None] = None  # how far back the vendor keeps alerts
     default_overlap: ClassVar[timedelta] = timedelta(hours=1)
-    # True when fetch() yields alerts in ascending changed-at order, so a window that
-    # stops early (WindowIncomplete) can still commit the mark it reached.
+    # For scopes without a declared Stream (Stream.scope() is the way to declare these per
+    # stream): how far back the vendor keeps alerts, and whether fetch() yields alerts in
+    # ascending changed-at order, so a window that stops early (WindowIncomplete) can
+    # still commit the mark it reached.
+    retention: ClassVar[timedelta | None] = None
     ordered: ClassVar[bool] = False
     # Modules the connector imports when it pulls -> the alertpull extra that installs them:
     # checked while the config loads, so a missing SDK is one line, not an ImportError.

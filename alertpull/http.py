@@ -8,27 +8,37 @@
 - an optional request budget paces calls proactively (e.g. 150/min per tenant)
   instead of only reacting to 429s;
 - a success answer whose body is not JSON is asked for again (asked_again_if_unreadable):
-  urllib3's retries end with the headers, before anyone reads the body.
+  urllib3's retries end with the headers, before anyone reads the body;
+- a 429 that must wait its turn in a budget is retried by retried_in_budget instead;
+- one error voice: transport_errors (TLS, a cut body, an unreachable host) and
+  answer_error (a vendor's error answer, from the ErrorVoice a connector declares: where
+  its error body keeps code and message, and what to do about a 401/403).
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import jmespath
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from alertpull import __version__
-from alertpull.errors import SourceError, retries_phrase
+from alertpull.errors import SourceError, one_line, retries_phrase
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 DEFAULT_RETRIES = 6  # per call, after its first attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 BACKOFF_MAX = 30.0  # seconds between two calls made again by called_again_on
+THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
+THROTTLE_BACKOFF_MAX = 60.0
 _Answer = TypeVar("_Answer")
 
 
@@ -175,3 +185,110 @@ class RateBudget:
             self._next = max(now, self._next) + self.interval
         if wait > 0:
             time.sleep(wait)
+
+
+# -- 429s paced by a budget --------------------------------------------------------------------
+
+
+def throttle_wait(response: requests.Response, attempt: int) -> float:
+    """Retry-After when the vendor sends it (capped), else exponential backoff with jitter."""
+    retry_after = response.headers.get("Retry-After", "").strip()
+    if retry_after.isdigit():
+        return min(float(retry_after), CappedRetry.max_retry_after)
+    backoff = min(THROTTLE_BACKOFF * 2**attempt, THROTTLE_BACKOFF_MAX)
+    return backoff + random.uniform(0, THROTTLE_BACKOFF / 2)
+
+
+def retried_in_budget(send: Callable[[], requests.Response], budget: RateBudget, retries: int,
+                      on_throttle: Callable[[float], None]) -> requests.Response:
+    """send() within `budget`, retrying its 429s here rather than in urllib3 (whose session
+    must then leave 429 out of its statuses): a retry waits its turn in the budget like any
+    call, and a vendor whose 429 carries no Retry-After (Graph's Identity Protection) would
+    otherwise get the first retry at once. `on_throttle(wait)` says so before each wait."""
+    attempt = 0
+    while True:
+        budget.acquire()
+        response = send()
+        if response.status_code != 429 or attempt == retries:
+            return response
+        wait = throttle_wait(response, attempt)
+        on_throttle(wait)
+        time.sleep(wait)
+        attempt += 1
+
+
+# -- the error voice ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def transport_errors(call: str, base: str, retries: int | None, fix: str) -> Iterator[None]:
+    """Transport failures (after the session's retries) as one line naming the host; `fix`
+    says where the host comes from ("check base_url")."""
+    try:
+        yield
+    except requests.exceptions.SSLError:
+        raise SourceError(f"{call}: TLS verification of {base} failed; if a proxy or private CA "
+                          "signs its certificate, point REQUESTS_CA_BUNDLE at that CA") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise SourceError(f"{call}: {base} cut its response short; the next run reads the "
+                          "window again") from None
+    except requests.exceptions.RequestException as exc:
+        after = retries_phrase(retries) if retries is not None else "retries"
+        raise SourceError(f"{call}: cannot reach {base} after {after} ({type(exc).__name__}); "
+                          f"{fix}, the network and HTTPS_PROXY/NO_PROXY") from None
+
+
+@dataclass(frozen=True)
+class ErrorVoice:
+    """How a vendor's error answers read, for answer_error.
+
+    `code_path`/`message_path` are JMESPath expressions into its error body (a vendor with no
+    code of its own is named by the status). `lines` holds the line for a status ("401",
+    "403", "404", "429") or a class ("5xx", "other") where the vendor has something to say
+    beyond DEFAULT_LINES; a line is a str.format template of {vendor} {call} {status} {said}
+    {retries} {base} and any `extra` a connector passes to answer_error.
+    """
+
+    vendor: str
+    message_path: str
+    code_path: str | None = None
+    lines: Mapping[str, str] = field(default_factory=dict)
+
+
+DEFAULT_LINES = {
+    "429": "{vendor} kept throttling {call} after {retries}; the next run resumes",
+    "5xx": "{vendor} failed {call} with HTTP {status} after {retries} ({said}); the next run "
+           "reads the window again",
+    "other": "{vendor} refused {call} with HTTP {status} ({said})",
+}
+
+
+def answer_error(voice: ErrorVoice, response: requests.Response, call: str, retries: int,
+                 base: str = "", **extra: str) -> SourceError:
+    """The one line for a vendor's error answer (after `retries`)."""
+    status = response.status_code
+    code, message = error_body(voice, response)
+    said = f"{code}: {message}" if code else message or f"HTTP {status}"
+    kind = "5xx" if status >= 500 else str(status)
+    line = voice.lines.get(kind) or DEFAULT_LINES.get(kind) or voice.lines.get("other") \
+        or DEFAULT_LINES["other"]
+    return SourceError(line.format(vendor=voice.vendor, call=call, status=status, said=said,
+                                   retries=retries_phrase(retries), base=base, message=message,
+                                   **extra))
+
+
+def error_body(voice: ErrorVoice, response: requests.Response) -> tuple[str, str]:
+    """(code, message) of an error answer. A body that is not the vendor's JSON object is
+    its text (a proxy page's status reason); a vendor without codes has its status as code."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return "", one_line(error_text(response))
+    message = str(jmespath.search(voice.message_path, body) or "")
+    if voice.code_path is None:
+        code = str(response.status_code) if message else ""
+    else:
+        code = str(jmespath.search(voice.code_path, body) or "")
+    return code, one_line(message)

@@ -8,8 +8,8 @@ their tokens to:
 
 - a position (token, next URL, offset, page number) seen before in this window, not only
   the last one, would read the same pages forever: the window stops (WindowIncomplete);
-- a page identical to the one before it means the vendor ignored the paging parameter
-  (an offset it does not honour): the window stops, the repeat is not yielded;
+- where we count the position (offset, page number), a page identical to the one before
+  means the vendor ignored it: the window stops, the repeat is not yielded;
 - more than `max_pages` requests in one window is a runaway: the window stops.
 
 Paths into a JSON answer are JMESPath expressions ("pagination.nextCursor"; quote a key
@@ -56,9 +56,13 @@ class Request:
 
 
 class Paginator(Protocol):
-    """Paging state carried from one answer to the next request."""
+    """Paging state carried from one answer to the next request: one paginator per
+    window's listing, as it keeps the state of that listing."""
 
     noun: str  # what a repeat names: "nextLink", "cursor", "page token", "offset", "page"
+    # True where we count the position (offset, page number) instead of the vendor naming
+    # it: a vendor ignoring it answers the page before again, which the loop then stops.
+    counted: bool
 
     def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
         """Read the paging state from an answer (and the records it held)."""
@@ -84,6 +88,7 @@ class NextTokenInBody:
     the value found into the token (e.g. the cursor inside a next URL) or None."""
 
     noun = "page token"
+    counted = False
 
     def __init__(self, token_path: str, param: str, in_json: bool = False,
                  read: Callable[[Any], Any] | None = None) -> None:
@@ -122,12 +127,15 @@ class CursorParam(NextTokenInBody):
 class _NextUrl:
     """Follow a next URL as it is (its query carries the window and the paging state).
 
-    The URL must stay on the first request's scheme and host: credentials go nowhere else.
+    The URL must stay on the first request's scheme and host, so credentials go nowhere
+    else (`same_origin=False`: the caller's `send` checks it instead, in its own words).
     """
 
     noun = "next URL"
+    counted = False
 
-    def __init__(self) -> None:
+    def __init__(self, same_origin: bool = True) -> None:
+        self.same_origin = same_origin
         self._url: str | None = None
 
     def _found(self, value: Any) -> None:
@@ -139,7 +147,7 @@ class _NextUrl:
     def next_request(self, request: Request) -> Request:
         assert self._url is not None
         own, link = urlsplit(request.url), urlsplit(self._url)
-        if (link.scheme, link.netloc) != (own.scheme, own.netloc):
+        if self.same_origin and (link.scheme, link.netloc) != (own.scheme, own.netloc):
             raise SourceError(
                 f"the {self.noun} for {request.call} points to {link.scheme}://{link.netloc}, "
                 f"not {own.scheme}://{own.netloc}; refusing to send the credentials there"
@@ -153,8 +161,8 @@ class _NextUrl:
 class NextUrlInBody(_NextUrl):
     """A next-page URL in the answer (`url_path`, e.g. Graph's '"@odata.nextLink"')."""
 
-    def __init__(self, url_path: str, noun: str = "next URL") -> None:
-        super().__init__()
+    def __init__(self, url_path: str, noun: str = "next URL", same_origin: bool = True) -> None:
+        super().__init__(same_origin)
         self._path = _path(url_path)
         self.noun = noun
 
@@ -167,8 +175,8 @@ class LinkHeader(_NextUrl):
 
     noun = "Link header"
 
-    def __init__(self, rel: str = "next") -> None:
-        super().__init__()
+    def __init__(self, rel: str = "next", same_origin: bool = True) -> None:
+        super().__init__(same_origin)
         self.rel = rel
 
     def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
@@ -181,6 +189,7 @@ class OffsetLimit:
     reaches the total at `total_path`."""
 
     noun = "offset"
+    counted = True
 
     def __init__(self, offset_param: str, limit_param: str, limit: int,
                  total_path: str | None = None, more_path: str | None = None) -> None:
@@ -220,6 +229,7 @@ class PageNumber:
     `total_pages_path`."""
 
     noun = "page"
+    counted = True
 
     def __init__(self, param: str, start: int = 1, total_pages_path: str | None = None) -> None:
         self.param = param
@@ -253,7 +263,7 @@ class PageGuard:
     def __init__(self, vendor: str, where: str, max_pages: int = DEFAULT_MAX_PAGES, *,
                  noun: str = "page token", then: str = "") -> None:
         self.vendor = vendor
-        self.where = where
+        self.where = f" {where}" if where else ""
         self.max_pages = max_pages
         self.noun = noun
         self.then = then
@@ -265,15 +275,18 @@ class PageGuard:
         """Before a request for `position` (the first one included): stop a repeat or a
         runaway."""
         if position is not None and position in self._seen:
-            raise WindowIncomplete(f"{self.vendor} repeated a {self.noun} {self.where}"
-                                   f"{self.then}")
+            raise self.repeated()
         if self.requests >= self.max_pages:
             raise WindowIncomplete(
-                f"{self.vendor} listed more than max_pages ({self.max_pages}) pages "
+                f"{self.vendor} listed more than max_pages ({self.max_pages}) pages"
                 f"{self.where} in one window; stopped there{self.then}"
             )
         self._seen.add(position)
         self.requests += 1
+
+    def repeated(self) -> WindowIncomplete:
+        """The stop for a repeated position (for an SDK that detects one itself)."""
+        return WindowIncomplete(f"{self.vendor} repeated a {self.noun}{self.where}{self.then}")
 
     def check_page(self, records: list[Any], label: str) -> None:
         """After a page: stop if it is the page before it again (`label` names where it was
@@ -282,7 +295,7 @@ class PageGuard:
             return
         fingerprint = json.dumps(records, sort_keys=True, default=str)
         if fingerprint == self._last_page:
-            raise WindowIncomplete(f"{self.vendor} answered {self.where.removeprefix('of ')} "
+            raise WindowIncomplete(f"{self.vendor} answered{self.where.removeprefix(' of')} "
                                    f"{label} with the page before it{self.then}")
         self._last_page = fingerprint
 
@@ -302,10 +315,11 @@ def pages(send: Callable[[Request], tuple[requests.Response, Any]], first: Reque
         label = f"{paginator.noun} {paginator.position()}"
         response, body = send(request)
         page = records(body)
-        guard.check_page(page, label)
-        paginator.update(response, body, page)
+        if paginator.counted:
+            guard.check_page(page, label)
         if page:
-            yield page
+            yield page  # before its paging state is read: a bad one fails after the page
+        paginator.update(response, body, page)
         if not paginator.has_next():
             return
         request = paginator.next_request(request)

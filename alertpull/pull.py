@@ -55,10 +55,12 @@ class ScopePull:
         self.log = log
         self.output_format = output_format  # native | ocsf
         self.counts = Counts()
+        # The scope's stream says, where it declares it; else the connector as a whole.
+        self.ordered = connector.ordered if scope.ordered is None else scope.ordered
         self.firsts = FirstVersions()  # which lines are an alert's first version (notify)
         self.versions = VersionFilter(cursor, policy.overlap, plan.end,
                                       refetch_from=policy.since if policy.refetch else None,
-                                      ordered=connector.ordered)
+                                      ordered=self.ordered)
         self._window_max_ms: int | None = None
 
     def run(self) -> Cursor:
@@ -110,12 +112,12 @@ class ScopePull:
         Windows after it count as not pulled; a stop with no progress at all fails the
         scope, so a vendor that loops on every run cannot stall it silently.
         """
-        if self.connector.ordered and self._window_max_ms is not None:
+        if self.ordered and self._window_max_ms is not None:
             reached = from_epoch_ms(self._window_max_ms)
             self.log.warning("%s: pull stopped early (%s); the next run resumes from %s",
                              self.scope.key, exc, format_time(reached))
             return [(window.start, reached)]
-        if not self.connector.ordered:
+        if not self.ordered:
             # No mark can be trusted in an unordered stream: nothing of it is committed.
             raise SourceError(
                 f"pull stopped early ({exc}); this scope is read again next run"

@@ -158,7 +158,8 @@ class SourceRun:
                                      connector.default_overlap) if o is not None),
             settle=timing["settle"],
             first_run_since=timing["first_run_since"],
-            retention=scope.retention or connector.retention,
+            retention=(scope.retention or (scope.stream.retention if scope.stream else None)
+                       or connector.retention),
             since=self.flags.since,
             until=self.flags.until,
             refetch=self.flags.refetch,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from alertpull.connector import Option, max_retries_option
 from alertpull.errors import ConfigError, SourceError, one_line, retries_phrase
+from alertpull.paging import MAX_PAGES_OPTION
 from alertpull.record import dump_json, parse_json
 from alertpull.validate import endpoint_url
 
@@ -69,6 +70,7 @@ def aws_options(service: AwsService, regions_help: str) -> dict[str, Option]:
             "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(MAX_RETRIES),
+        "max_pages": MAX_PAGES_OPTION,
     }
 
 

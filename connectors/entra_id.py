@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
 from alertpull.http import RateBudget
 from alertpull.record import (
@@ -54,40 +54,43 @@ RISK_CALLS, RISK_PERIOD = 1, 1.1
 _ENUM_MEMBER = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 
-@dataclass(frozen=True)
-class Stream:
-    """What differs between the two Graph collections this source pulls."""
+# Defender XDR keeps alerts ~180 days (tenant policy); risk detections 7/30/90 days
+# (Free/P1/P2): their scope's retention is the risk_detections_retention option.
+RETENTION = timedelta(days=180)
 
+
+@dataclass(frozen=True)
+class Collection:
+    """What differs between the two Graph collections this source pulls, beside its Stream
+    (ordered: asked for in ascending changed_field order; page_size: Graph's $top cap)."""
+
+    stream: Stream
     path: str
     changed_field: str  # the "last updated" field the window filters on
-    overlap: timedelta | None  # how late the vendor may be (None: the connector's default)
-    page_size: int  # Graph's $top cap for the collection
     permission: str
-    ordered: bool  # asked for in ascending changed_field order
     headers: Mapping[str, str]
     landmarks: Landmarks  # for a degraded record
 
 
-STREAMS: dict[str, Stream] = {
-    ALERTS: Stream(
+STREAMS: dict[str, Collection] = {
+    ALERTS: Collection(
+        # alerts_v2 shows alerts minutes late: the connector's default overlap.
+        stream=Stream(ALERTS, ordered=True, retention=RETENTION, page_size=1000),
         path="/v1.0/security/alerts_v2",
         changed_field="lastUpdateDateTime",
-        overlap=None,
-        page_size=1000,
         permission="SecurityAlert.Read.All",
-        ordered=True,
         headers={"Prefer": "include-unknown-enum-members"},
         landmarks=Landmarks(title=("title", "category"), created=("createdDateTime",),
                             updated=("lastUpdateDateTime",)),
     ),
-    RISK_DETECTIONS: Stream(
+    RISK_DETECTIONS: Collection(
+        # Offline detections surface up to 48 h late. $orderby is not documented for
+        # riskDetections: a window cut short is read again.
+        stream=Stream(RISK_DETECTIONS, ordered=False,
+                      overlap=timedelta(hours=48), page_size=500),
         path="/v1.0/identityProtection/riskDetections",
         changed_field="lastUpdatedDateTime",
-        overlap=timedelta(hours=48),  # offline detections surface up to 48 h late
-        page_size=500,
         permission="IdentityRiskEvent.Read.All",
-        # $orderby is not documented for riskDetections: a window cut short is read again.
-        ordered=False,
         headers={},
         landmarks=Landmarks(title=("riskEventType", "riskType"), created=("detectedDateTime",),
                             updated=("lastUpdatedDateTime",)),
@@ -98,12 +101,7 @@ STREAMS: dict[str, Stream] = {
 class EntraIdConnector(Connector):
     type_name = "entra_id"
     vendor = Vendor("Microsoft")
-    # Defender XDR keeps alerts ~180 days (tenant policy); risk detections 7/30/90 days
-    # (Free/P1/P2): their scope's retention is the risk_detections_retention option.
-    retention = timedelta(days=180)
-    # alerts_v2 shows alerts minutes late; risk detections have their own overlap (below).
     default_overlap = timedelta(hours=1)
-    ordered = True  # alerts are; risk detections turn a cut window into an error instead
     options: ClassVar[Mapping[str, Option]] = {
         **GRAPH_OPTIONS,
         "streams": Option("list", default=[ALERTS, RISK_DETECTIONS],
@@ -143,28 +141,29 @@ class EntraIdConnector(Connector):
             for name, stream in STREAMS.items()
         }
         self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"])
+                                 settings["max_retries"], settings["max_pages"])
 
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
+        # The licence sets how long risk detections are kept: the config says which.
         retention = {RISK_DETECTIONS: self.settings["risk_detections_retention"]}
-        return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      overlap=STREAMS[name].overlap, tenant=tenant,
-                      retention=retention.get(name))
+        return [STREAMS[name].stream.scope(f"{tenant}/{name}",
+                                           {"tenant_id": tenant, "stream": name}, tenant,
+                                           retention=retention.get(name))
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         name = scope.params["stream"]
-        stream = STREAMS[name]
-        order = OrderWatch(stream.changed_field)
+        collection = STREAMS[name]
+        order = OrderWatch(collection.changed_field)
         try:
             for page in self.graph.pages(self.endpoints[name], self._query(name, window)):
                 order.see(page)
                 yield page
         except WindowIncomplete as stop:
-            if stream.ordered and order.ascending:
+            if collection.stream.ordered and order.ascending:
                 raise  # the runner keeps the mark reached and resumes there next run
             # Out of order, the mark reached says nothing about what is left unread.
             raise SourceError(f"{stop}; the window is read again next run") from None
@@ -200,14 +199,14 @@ class EntraIdConnector(Connector):
         return RateBudget.shared(f"msgraph-identity-protection:{tenant}", RISK_CALLS, RISK_PERIOD)
 
     def _query(self, name: str, window: Window) -> dict[str, str]:
-        stream = STREAMS[name]
-        field = stream.changed_field
+        collection = STREAMS[name]
+        field = collection.changed_field
         clauses = [f"{field} ge {format_time(window.start)}",
                    f"{field} lt {format_time(window.end)}"]
         if name == ALERTS and self.service_filter:
             clauses.append(self.service_filter)
-        query = {"$filter": " and ".join(clauses), "$top": str(stream.page_size)}
-        if stream.ordered:
+        query = {"$filter": " and ".join(clauses), "$top": str(collection.stream.page_size)}
+        if collection.stream.ordered:
             query["$orderby"] = f"{field} asc"
         return query
 

@@ -19,10 +19,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
-from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
-from alertpull.errors import MalformedAlert, SourceError, WindowIncomplete
+from alertpull.errors import MalformedAlert, SourceError
+from alertpull.paging import PageGuard
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
@@ -38,12 +39,15 @@ GUARDDUTY = AwsService("guardduty", "GuardDuty", "AmazonGuardDutyReadOnlyAccess"
                        wire_results={"GetFindings": "findings"})
 
 
+# Ascending updatedAt (SORT_ASCENDING): a window cut short keeps the mark it reached.
+FINDINGS = Stream("findings", ordered=True,
+                  retention=timedelta(days=90))  # fixed by AWS, cannot be raised
+
+
 class GuardDutyConnector(Connector):
     type_name = "guardduty"
     vendor = Vendor("Amazon Web Services", cloud="AWS", account_type_id=10)  # AWS Account
-    retention = timedelta(days=90)  # fixed by AWS, cannot be raised
     default_overlap = timedelta(hours=1)
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         **aws.aws_options(
             GUARDDUTY, "regions to pull (default: every region enabled for the account)"
@@ -87,19 +91,22 @@ class GuardDutyConnector(Connector):
                 SortCriteria=SORT_ASCENDING,
                 PaginationConfig={"PageSize": MAX_PAGE},
             )
+            guard = PageGuard("GuardDuty", f"in {region} (detector {detector_id})",
+                              self.settings["max_pages"],
+                              then="; stopped at the findings read so far")
+            guard.check(None)
             try:
                 for page in pages:
                     # A page holds at most PageSize ids; GetFindings' own cap is still
                     # enforced here rather than trusted to the server's paging.
                     for ids in _chunks(page["FindingIds"], MAX_PAGE):
                         yield self._get_findings(client, detector_id, ids, window)
+                    if page.get("NextToken"):
+                        guard.check(page["NextToken"])  # before botocore asks for it
             except PaginationError:
                 # botocore stops when GuardDuty hands back the token it was just given
                 # (elastic/integrations#8601); the pages read so far are already yielded.
-                raise WindowIncomplete(
-                    f"GuardDuty repeated a page token in {region} (detector {detector_id}); "
-                    "stopped at the findings read so far"
-                ) from None
+                raise guard.repeated() from None
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         updated_at = _validated(raw)
@@ -150,11 +157,9 @@ class GuardDutyConnector(Connector):
         elif not detectors:
             self.log.warning("GuardDuty is not enabled in %s", region)
         return [
-            Scope(
-                key=f"{account}/{region}/{detector_id}",
-                params={"account": account, "region": region, "detector_id": detector_id},
-                tenant=account,
-            )
+            FINDINGS.scope(f"{account}/{region}/{detector_id}",
+                           {"account": account, "region": region, "detector_id": detector_id},
+                           account)
             for detector_id in detectors or ()
         ]
 

@@ -28,10 +28,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
+from alertpull.connector import (
+    Connector,
+    Landmarks,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Stream,
+    Vendor,
+    Window,
+)
+from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.http import RateBudget
 from alertpull.record import Normalized, compact, text, unique_objects
+from alertpull.snapshot import snapshot_changes
 from alertpull.timeutil import format_time, parse_time_or_none
 
 from .msgraph import (
@@ -46,6 +57,14 @@ from .msgraph import (
 AUDIT_EVENTS = "audit_events"
 DEVICE_POSTURE = "device_posture"
 STREAM_NAMES = (AUDIT_EVENTS, DEVICE_POSTURE)
+# Intune keeps its audit log for a year (unverified on a live tenant); posture has no
+# history to backfill. Graph documents no $orderby for auditEvents: a cut window is re-read.
+# Page sizes are Graph's defaults: no $top maximum is documented for either collection.
+STREAMS = {
+    AUDIT_EVENTS: Stream(AUDIT_EVENTS, ordered=False, retention=timedelta(days=365)),
+    DEVICE_POSTURE: Stream(DEVICE_POSTURE, ordered=False, retention=timedelta(days=365),
+                           snapshot=True),
+}
 # For a degraded record. A posture change has no id of its own (it is the device's id and
 # a condition, which a degraded one may not have): it is named by its content hash.
 LANDMARKS = {
@@ -144,11 +163,7 @@ def _rule(condition: Condition, bad_value: Any) -> str:
 class IntuneConnector(Connector):
     type_name = "intune"
     vendor = Vendor("Microsoft")
-    # Intune keeps its audit log for a year (unverified on a live tenant); posture has no
-    # history to backfill.
-    retention = timedelta(days=365)
     default_overlap = timedelta(hours=1)
-    ordered = False  # Graph documents no $orderby for auditEvents: a cut window is re-read
     options: ClassVar[Mapping[str, Option]] = {
         **GRAPH_OPTIONS,
         "streams": Option("list", default=list(STREAM_NAMES), choices=tuple(STREAM_NAMES),
@@ -178,14 +193,14 @@ class IntuneConnector(Connector):
             DEVICE_POSTURE: Endpoint(DEVICES_PATH, PERMISSIONS[DEVICE_POSTURE], budget),
         }
         self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"])
+                                 settings["max_retries"], settings["max_pages"])
 
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
         tenant = self.app.tenant_id
-        return [Scope(key=f"{tenant}/{name}", params={"tenant_id": tenant, "stream": name},
-                      snapshot=name == DEVICE_POSTURE, tenant=tenant)
+        return [STREAMS[name].scope(f"{tenant}/{name}", {"tenant_id": tenant, "stream": name},
+                                    tenant)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -231,19 +246,12 @@ class IntuneConnector(Connector):
 
         One snapshot per run: a later window of the same run (a backfill) yields nothing.
         """
-        if memory.current is not None:
-            return
-        snapshot = PostureSnapshot(memory.previous, observed_at=window.end)
         params = {"$select": ",".join(DEVICE_FIELDS)}
-        try:
-            for page in self.graph.pages(self.endpoints[DEVICE_POSTURE], params):
-                changes = [change for device in page for change in snapshot.see(device)]
-                if changes:
-                    yield changes
-        except WindowIncomplete as stop:
-            # Half a listing would read as devices gone missing: list them all next run.
-            raise SourceError(f"{stop}; the devices are listed again next run") from None
-        memory.current = snapshot.finish()
+        # Half a listing would read as devices gone missing: list them all next run.
+        yield from snapshot_changes(
+            memory, self.graph.pages(self.endpoints[DEVICE_POSTURE], params),
+            lambda previous: PostureSnapshot(previous, observed_at=window.end),
+            "the devices are listed again next run")
 
 
 class PostureSnapshot:

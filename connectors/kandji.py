@@ -25,7 +25,6 @@ names the rule applied ("policy:classification=malicious").
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,27 +40,26 @@ from alertpull.connector import (
     Memory,
     Option,
     Scope,
+    Stream,
     Vendor,
     Window,
     max_retries_option,
 )
-from alertpull.errors import (
-    ConfigError,
-    MalformedAlert,
-    SourceError,
-    WindowIncomplete,
-    retries_phrase,
-)
+from alertpull.errors import ConfigError, MalformedAlert, SourceError
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    ErrorVoice,
     RateBudget,
     UnreadableAnswer,
+    answer_error,
     asked_again_if_unreadable,
-    error_text,
     make_session,
+    transport_errors,
 )
-from alertpull.record import Normalized, compact, parse_json, raw_sha256, text, unique_strings
+from alertpull.paging import MAX_PAGES_OPTION, CursorParam, OffsetLimit, Paginator, Request, pages
+from alertpull.record import Normalized, compact, parse_json, text, unique_strings
+from alertpull.snapshot import VersionDiff, snapshot_changes
 from alertpull.timeutil import parse_time
 from alertpull.validate import endpoint_url
 
@@ -75,30 +73,44 @@ BASE_URL_FORM = "https://SUBDOMAIN.api.kandji.io (EU: https://SUBDOMAIN.api.eu.k
 
 
 @dataclass(frozen=True)
-class Stream:
-    """One Kandji list endpoint."""
+class Endpoint:
+    """One Kandji list endpoint, and the Stream it serves."""
 
-    name: str
+    stream: Stream
     path: str
     permission: str  # as the token's Permissions tab (and the API docs) name it
-    limit: int  # Kandji's hard cap on records per page
     landmarks: Landmarks  # for a degraded record
 
+    @property
+    def name(self) -> str:
+        return self.stream.name
 
-STREAMS: dict[str, Stream] = {
-    AUDIT_EVENTS: Stream(AUDIT_EVENTS, "/api/v1/audit/events",
-                         "Audit Log > List audit events", 500,
-                         Landmarks(created=("occurred_at",), updated=("occurred_at",))),
-    BEHAVIORAL_DETECTIONS: Stream(BEHAVIORAL_DETECTIONS, "/api/v1/behavioral-detections",
-                                  "Threats > Get Behavioral Detections", 1000,
-                                  Landmarks(created=("detection_date",),
-                                            updated=("detection_date",))),
-    THREAT_DETAILS: Stream(THREAT_DETAILS, "/api/v1/threat-details",
-                           "Threats > Get Threat Details", 1000,
-                           # no id: a degraded one is named by its content hash
-                           Landmarks(id=(), title=("threat_name",), created=("detection_date",),
-                                     updated=("date_of_release", "date_of_quarantine",
-                                              "detection_date"))),
+    @property
+    def limit(self) -> int:
+        """Kandji's hard cap on records per page."""
+        assert self.stream.page_size is not None
+        return self.stream.page_size
+
+
+# Kandji documents no retention for these endpoints. Audit events and behavioral
+# detections are asked for oldest first (sort_by, which Kandji documents), so a window cut
+# short keeps the mark it reached; threat details are a snapshot diff.
+STREAMS: dict[str, Endpoint] = {
+    AUDIT_EVENTS: Endpoint(Stream(AUDIT_EVENTS, ordered=True, page_size=500),
+                           "/api/v1/audit/events", "Audit Log > List audit events",
+                           Landmarks(created=("occurred_at",), updated=("occurred_at",))),
+    BEHAVIORAL_DETECTIONS: Endpoint(Stream(BEHAVIORAL_DETECTIONS, ordered=True, page_size=1000),
+                                    "/api/v1/behavioral-detections",
+                                    "Threats > Get Behavioral Detections",
+                                    Landmarks(created=("detection_date",),
+                                              updated=("detection_date",))),
+    THREAT_DETAILS: Endpoint(Stream(THREAT_DETAILS, snapshot=True, page_size=1000),
+                             "/api/v1/threat-details", "Threats > Get Threat Details",
+                             # no id: a degraded one is named by its content hash
+                             Landmarks(id=(), title=("threat_name",),
+                                       created=("detection_date",),
+                                       updated=("date_of_release", "date_of_quarantine",
+                                                "detection_date"))),
 }
 
 # The severity policy: Kandji rates nothing, so alertpull derives a severity from what each
@@ -138,11 +150,7 @@ ACRONYMS = {"edr": "EDR", "api": "API", "mdm": "MDM", "ade": "ADE", "pup": "PUP"
 class KandjiConnector(Connector):
     type_name = "kandji"
     vendor = Vendor("Kandji")
-    retention = None  # Kandji documents no retention for these endpoints
     default_overlap = timedelta(hours=1)
-    # Audit events and behavioral detections are asked for oldest first (sort_by, which
-    # Kandji documents), so a window cut short keeps the mark it reached.
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         "base_url": Option(required=True, help=f"the tenant's API URL, {BASE_URL_FORM}"),
         "api_token": Option(required=True, secret=True,
@@ -161,6 +169,7 @@ class KandjiConnector(Connector):
             "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(DEFAULT_RETRIES),
+        "max_pages": MAX_PAGES_OPTION,
     }
 
     @classmethod
@@ -184,8 +193,8 @@ class KandjiConnector(Connector):
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        return [Scope(key=f"{self.host}/{name}", params={"host": self.host, "stream": name},
-                      snapshot=name == THREAT_DETAILS, tenant=self.host)
+        return [STREAMS[name].stream.scope(f"{self.host}/{name}",
+                                           {"host": self.host, "stream": name}, self.host)
                 for name in self.streams]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
@@ -228,90 +237,72 @@ class KandjiConnector(Connector):
 
     # -- paging ----------------------------------------------------------------------------
 
-    def _cursor_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+    def _cursor_pages(self, stream: Endpoint, query: Mapping[str, Any]) -> Iterator[list[Any]]:
         """Each page of a cursor-paged list, until `next` is null.
 
         `next` is a full URL carrying `cursor=`. Its cursor is sent back to base_url with the
         same query, which Kandji documents as equivalent: the window stays pinned and the
         token never goes to whatever scheme or host Kandji wrote into the link.
         """
-        sent: set[str] = set()
-        params = dict(query)
-        while True:
-            body = self._get(stream, params)
-            yield body["results"]
-            cursor = _next_cursor(body.get("next"), stream)
-            if cursor is None:
-                return
-            if cursor in sent:
-                raise WindowIncomplete(f"Kandji repeated a cursor of GET {stream.path}")
-            sent.add(cursor)
-            params = {**query, "cursor": cursor}
+        cursor = CursorParam("next", "cursor", read=lambda link: _next_cursor(link, stream))
+        yield from self._pages(stream, dict(query), cursor)
 
-    def _offset_pages(self, stream: Stream, query: Mapping[str, Any]) -> Iterator[list[Any]]:
-        """Each page of a limit/offset list, until a short page without `next`."""
-        offset = 0
-        last_page: str | None = None
-        while True:
-            body = self._get(stream, {**query, "limit": stream.limit, "offset": offset})
-            page = body["results"]
-            if not page:
-                return
-            fingerprint = raw_sha256(page)
-            if fingerprint == last_page:
-                raise WindowIncomplete(
-                    f"Kandji answered GET {stream.path} offset {offset} with the page before it"
-                )
-            last_page = fingerprint
-            yield page
-            # `next` says more follow; a full page without it is checked with one more call.
-            if not body.get("next") and len(page) < stream.limit:
-                return
-            offset += len(page)
+    def _offset_pages(self, stream: Endpoint, query: Mapping[str, Any]) -> Iterator[list[Any]]:
+        """Each page of a limit/offset list, until a short page without `next` (`next` says
+        more follow; a full page without it is checked with one more call)."""
+        offset = OffsetLimit("offset", "limit", stream.limit, more_path="next")
+        yield from self._pages(stream, offset.first(dict(query)), offset)
 
-    def _threat_detail_changes(self, stream: Stream, memory: Memory) -> Iterator[list[Any]]:
+    def _pages(self, stream: Endpoint, params: dict[str, Any],
+               paginator: Paginator) -> Iterator[list[Any]]:
+        def send(request: Request) -> tuple[requests.Response, Any]:
+            return self._answer(stream, request.params)
+
+        first = Request("GET", self.base_url + stream.path, params)
+        yield from pages(send, first, paginator, lambda body: body["results"], vendor="Kandji",
+                         max_pages=self.settings["max_pages"])
+
+    def _threat_detail_changes(self, stream: Endpoint, memory: Memory) -> Iterator[list[Any]]:
         """The threat details new or changed since the last run's list (a snapshot diff)."""
-        if memory.current is not None:
-            return  # a later window of this run (a backfill): the snapshot is already taken
-        known = _versions(memory.previous)
-        current: dict[str, str] = {}
         query = {"date_range": self.settings["threat_details_days"], "sort_by": "detection_date"}
-        try:
-            for page in self._offset_pages(stream, query):
-                changed = [raw for raw in page if _is_new_version(raw, known, current)]
-                if changed:
-                    yield changed
-        except WindowIncomplete as stop:
-            # Half a snapshot cannot be committed: the whole list is read again next run.
-            raise SourceError(f"{stop}; the threat details are listed again next run") from None
-        memory.current = {"versions": current}
+        yield from snapshot_changes(
+            memory, self._offset_pages(stream, query),
+            lambda previous: VersionDiff(previous, _threat_key),
+            "the threat details are listed again next run")
 
     # -- one call --------------------------------------------------------------------------
 
-    def _get(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _get(self, stream: Endpoint, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._answer(stream, params)[1]
+
+    def _answer(self, stream: Endpoint,
+                params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         """One paced, authenticated GET (retried by the session, and asked again while its
-        body is not JSON); the JSON page it returns."""
-        return asked_again_if_unreadable(lambda: self._get_once(stream, params),
+        body is not JSON): the answer and the JSON page it holds."""
+        return asked_again_if_unreadable(lambda: self._answer_once(stream, params),
                                          self.settings["max_retries"])
 
-    def _get_once(self, stream: Stream, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _answer_once(self, stream: Endpoint,
+                     params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
         self._budget.acquire()
         call = f"GET {stream.path}"
-        with _network_errors(call, self.base_url, self.settings["max_retries"]):
+        retries = self.settings["max_retries"]
+        with transport_errors(call, self.base_url, retries, "check base_url"):
             response = self._http.get(
                 self.base_url + stream.path, params=params,
                 headers={"Authorization": f"Bearer {self._token.reveal()}",
                          "Accept": "application/json"},
             )
         if response.status_code != 200:
-            raise api_error(response, stream, self.base_url, self.settings["max_retries"])
+            raise answer_error(VOICE, response, call, retries, self.base_url,
+                               permission=stream.permission)
         try:
             body = parse_json(response.content)
         except ValueError:
             raise UnreadableAnswer(f"Kandji answered {call}") from None
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise SourceError(f"Kandji answered {call} without a results list")
-        return body
+        return response, body
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -338,7 +329,7 @@ def _wire_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _next_cursor(link: Any, stream: Stream) -> str | None:
+def _next_cursor(link: Any, stream: Endpoint) -> str | None:
     if not link:
         return None
     cursors = parse_qs(urlsplit(str(link)).query).get("cursor")
@@ -347,7 +338,7 @@ def _next_cursor(link: Any, stream: Stream) -> str | None:
     return cursors[-1]
 
 
-def _probe_query(stream: Stream, days: int) -> dict[str, Any]:
+def _probe_query(stream: Endpoint, days: int) -> dict[str, Any]:
     """The cheapest call that proves the token may read the stream (for `alertpull check`)."""
     if stream.name == AUDIT_EVENTS:
         return {"limit": 1, "sort_by": "-occurred_at"}
@@ -356,85 +347,26 @@ def _probe_query(stream: Stream, days: int) -> dict[str, Any]:
     return {"limit": 1}
 
 
-def _versions(previous: Mapping[str, Any] | None) -> dict[str, str]:
-    versions = (previous or {}).get("versions")
-    return dict(versions) if isinstance(versions, dict) else {}
-
-
-def _is_new_version(raw: Any, known: Mapping[str, str], current: dict[str, str]) -> bool:
-    """Record raw's version in `current`; True if the last list (or this one) lacked it."""
-    try:
-        key = threat_detail_key(raw) if isinstance(raw, dict) else None
-    except MalformedAlert:
-        key = None
-    if key is None:
-        return True  # malformed: passed on for normalize() to report
-    sha = raw_sha256(raw)
-    before = current.get(key, known.get(key))
-    current[key] = sha
-    return sha != before
+def _threat_key(raw: Any) -> str | None:
+    return threat_detail_key(raw) if isinstance(raw, dict) else None
 
 
 # -- errors --------------------------------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _network_errors(call: str, base: str, retries: int) -> Iterator[None]:
-    """Transport failures (after the session's retries) as one line naming the host."""
-    try:
-        yield
-    except requests.exceptions.SSLError:
-        raise SourceError(f"{call}: TLS verification of {base} failed; if a proxy or private CA "
-                          "signs its certificate, point REQUESTS_CA_BUNDLE at that CA") from None
-    except requests.exceptions.ChunkedEncodingError:
-        raise SourceError(f"{call}: {base} cut its response short; the next run reads the "
-                          "window again") from None
-    except requests.exceptions.RequestException as exc:
-        raise SourceError(f"{call}: cannot reach {base} after {retries_phrase(retries)} "
-                          f"({type(exc).__name__}); "
-                          "check base_url, the network and HTTPS_PROXY/NO_PROXY") from None
-
-
-def api_error(response: requests.Response, stream: Stream, base: str,
-              retries: int) -> SourceError:
-    """One line for a Kandji error answer (after the session's retries)."""
-    status = response.status_code
-    call = f"GET {stream.path}"
-    said = _said(response)
-    if status == 401:
-        return SourceError(f"Kandji rejected the API token for {call} (401{said}): the token is "
-                           f"invalid, expired or revoked; {TOKEN_FIX}")
-    if status == 403:
-        return SourceError(f"Kandji denied {call} (403{said}): the API token lacks the "
-                           f"permission {stream.permission!r}; tick it in Kandji Settings > "
-                           "Access > the token > Permissions")
-    if status == 404:
-        return SourceError(f"Kandji answered 404 to {call} at {base}: check base_url, "
-                           f"{BASE_URL_FORM}")
-    if status == 429:
-        return SourceError(f"Kandji kept rate-limiting {call} (429) after "
-                           f"{retries_phrase(retries)}: the tenant's "
-                           "10,000 requests/hour are used up; lower requests_per_hour or share "
-                           "the limit with fewer API clients; the next run resumes")
-    if status >= 500:
-        return SourceError(f"Kandji failed {call} with HTTP {status} after "
-                           f"{retries_phrase(retries)}{said}; the "
-                           "next run reads the window again")
-    return SourceError(f"Kandji refused {call} with HTTP {status}{said}")
-
-
-def _said(response: requests.Response) -> str:
-    """`: <detail>` from Kandji's error body ({"detail": ...}, or the text), or ''."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    has_detail = isinstance(body, dict) and "detail" in body
-    detail = body.get("detail") if has_detail else error_text(response)
-    flat = " ".join(str(detail or "").split())
-    if not flat:
-        return ""
-    return f": {flat}" if len(flat) <= 200 else f": {flat[:199]}…"
+# Kandji's error body is {"detail": ...}; it has no codes of its own.
+VOICE = ErrorVoice("Kandji", message_path="detail", lines={
+    "401": "Kandji rejected the API token for {call} ({said}): the token is invalid, expired "
+           f"or revoked; {TOKEN_FIX}",
+    "403": "Kandji denied {call} ({said}): the API token lacks the permission {permission!r}; "
+           "tick it in Kandji Settings > Access > the token > Permissions",
+    "404": f"Kandji answered 404 to {{call}} at {{base}}: check base_url, {BASE_URL_FORM}",
+    "429": "Kandji kept rate-limiting {call} (429) after {retries}: the tenant's 10,000 "
+           "requests/hour are used up; lower requests_per_hour or share the limit with fewer "
+           "API clients; the next run resumes",
+    "5xx": "Kandji failed {call} with HTTP {status} after {retries}: {message}; the next run "
+           "reads the window again",
+    "other": "Kandji refused {call} with HTTP {status}: {message}",
+})
 
 
 # -- normalization: shared ------------------------------------------------------------------------

@@ -10,14 +10,17 @@ One implementation, for every Graph source, of:
   login.microsoftonline.com to vouch for them);
 - HTTP: sessions from alertpull.http.make_session (timeouts, proxies, CA bundles, retries
   on 5xx and dropped connections), a RateBudget per endpoint, and 429s retried in the
-  endpoint's budget (see GraphClient._send);
-- paging: `@odata.nextLink` until it is absent, stopping if a link comes back twice;
-- errors: one secret-free line naming the problem and the fix (graph_error, token_error).
+  endpoint's budget (alertpull.http.retried_in_budget, see GraphClient._send);
+- paging: alertpull.paging's loop, following `@odata.nextLink` until it is absent, with
+  its loop guard (a link seen before in the window, max_pages);
+- errors: one secret-free line naming the problem and the fix (GRAPH_VOICE through
+  alertpull.http.answer_error, token_error).
 
 A connector uses it as:
 
     app = GraphApp.from_settings(source_name, settings)     # settings include GRAPH_OPTIONS
-    graph = GraphClient(app, log, settings["timeout_seconds"], settings["max_retries"])
+    graph = GraphClient(app, log, settings["timeout_seconds"], settings["max_retries"],
+                        settings["max_pages"])
     devices = Endpoint("/v1.0/deviceManagement/managedDevices",
                        "DeviceManagementManagedDevices.Read.All",
                        RateBudget.shared(f"msgraph-intune:{app.tenant_id}", 100, 20.0))
@@ -30,9 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,18 +42,23 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 
 from alertpull.connector import Option, Secret, max_retries_option
-from alertpull.errors import ConfigError, SourceError, WindowIncomplete, one_line, retries_phrase
+from alertpull.errors import ConfigError, SourceError, one_line
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     RETRY_STATUSES,
-    CappedRetry,
+    ErrorVoice,
     RateBudget,
     UnreadableAnswer,
+    answer_error,
     asked_again_if_unreadable,
-    error_text,
+    error_body,
     make_session,
+    retried_in_budget,
+    transport_errors,
 )
+from alertpull.http import throttle_wait as throttle_wait  # Graph's 429 wait, for its tests
+from alertpull.paging import MAX_PAGES_OPTION, NextUrlInBody, Request, pages
 from alertpull.record import parse_json
 from alertpull.validate import endpoint_url
 
@@ -88,12 +94,11 @@ GRAPH_OPTIONS: dict[str, Option] = {
     ),
     # Bounds both retry loops of a call: GraphClient's own for 429s, urllib3's for the rest.
     "max_retries": max_retries_option(DEFAULT_RETRIES),
+    "max_pages": MAX_PAGES_OPTION,
 }
 
 # 429 is retried by GraphClient itself, inside the endpoint's budget.
 SERVER_ERRORS = tuple(status for status in RETRY_STATUSES if status != 429)
-THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
-THROTTLE_BACKOFF_MAX = 60.0
 
 
 @dataclass(frozen=True)
@@ -231,10 +236,11 @@ class GraphClient:
     """Authenticated, paced, paged GETs on Graph. Shared by the threads of one run."""
 
     def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any],
-                 timeout_seconds: float, max_retries: int) -> None:
+                 timeout_seconds: float, max_retries: int, max_pages: int) -> None:
         self.app = app
         self.log = log
         self.max_retries = max_retries
+        self.max_pages = max_pages
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
         timeout = (min(DEFAULT_TIMEOUT[0], timeout_seconds), timeout_seconds)
         # MSAL's calls: the engine's policy, 429s included.
@@ -247,33 +253,35 @@ class GraphClient:
 
     def pages(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[list[Any]]:
         """Yield the `value` of every page, following @odata.nextLink."""
-        url: str | None = endpoint.url(self.app.graph_endpoint, params)
-        followed: set[str] = set()
-        while url is not None:
-            followed.add(url)
-            body = self._get(endpoint, url)
-            values = body.get("value")
-            if not isinstance(values, list):
+        def send(request: Request) -> tuple[requests.Response, Any]:
+            return self._get(endpoint, request.url)
+
+        def values(body: dict[str, Any]) -> list[Any]:
+            found = body.get("value")
+            if not isinstance(found, list):
                 raise SourceError(f"Graph answered GET {endpoint.path} without a value list")
-            yield values
-            url = body.get("@odata.nextLink")
-            if url in followed:
-                raise WindowIncomplete(f"Graph repeated a nextLink of GET {endpoint.path}")
-            if url is not None:
-                self._check_own_host(url, endpoint)
+            return found
+
+        first = Request("GET", endpoint.url(self.app.graph_endpoint, params))
+        # The link's host is checked in _get, with the token at stake named.
+        next_link = NextUrlInBody('"@odata.nextLink"', noun="nextLink", same_origin=False)
+        yield from pages(send, first, next_link, values, vendor="Graph",
+                         max_pages=self.max_pages)
 
     def first_page(self, endpoint: Endpoint, params: Mapping[str, str]) -> list[Any]:
         """One call, e.g. for `alertpull check`."""
-        return next(self.pages(endpoint, params))
+        return next(self.pages(endpoint, params), [])
 
     # -- one GET ---------------------------------------------------------------------------
 
-    def _get(self, endpoint: Endpoint, url: str) -> dict[str, Any]:
-        """One GET's JSON object, asked again while its body is not JSON."""
+    def _get(self, endpoint: Endpoint, url: str) -> tuple[requests.Response, dict[str, Any]]:
+        """One GET's answer and JSON object, asked again while its body is not JSON."""
+        self._check_own_host(url, endpoint)
         return asked_again_if_unreadable(lambda: self._get_once(endpoint, url),
                                          self.max_retries)
 
-    def _get_once(self, endpoint: Endpoint, url: str) -> dict[str, Any]:
+    def _get_once(self, endpoint: Endpoint,
+                  url: str) -> tuple[requests.Response, dict[str, Any]]:
         token = self._access_token()
         response = self._send(endpoint, url, token)
         if response.status_code == 401:
@@ -290,27 +298,23 @@ class GraphClient:
         if not isinstance(body, dict):
             raise SourceError(f"Graph answered GET {endpoint.path} with JSON that is not an "
                               "object")
-        return body
+        return response, body
 
     def _send(self, endpoint: Endpoint, url: str, token: str) -> requests.Response:
-        """GET within the endpoint's budget, retrying 429s here rather than in urllib3.
-
-        A retry must wait its turn in the budget like any call: Identity Protection allows
-        one request per second per tenant and its 429 carries no Retry-After, so urllib3
-        would send the first retry at once, and every retry outside the pacing.
-        """
+        """GET within the endpoint's budget, its 429s retried there rather than in urllib3:
+        Identity Protection allows one request per second per tenant and its 429 carries no
+        Retry-After, so urllib3 would send the first retry at once, outside the pacing."""
         headers = {"Authorization": f"Bearer {token}", **endpoint.headers}
-        attempt = 0
-        while True:
-            endpoint.budget.acquire()
-            with _network_errors(f"GET {endpoint.path}", self.app.graph_endpoint):
-                response = self._graph_http.get(url, headers=headers)
-            if response.status_code != 429 or attempt == self.max_retries:
-                return response
-            wait = throttle_wait(response, attempt)
+
+        def get() -> requests.Response:
+            with transport_errors(f"GET {endpoint.path}", self.app.graph_endpoint,
+                                  self.max_retries, "check graph_endpoint"):
+                return self._graph_http.get(url, headers=headers)
+
+        def throttled(wait: float) -> None:
             self.log.info("Graph throttled GET %s (429); retrying in %.1fs", endpoint.path, wait)
-            time.sleep(wait)
-            attempt += 1
+
+        return retried_in_budget(get, endpoint.budget, self.max_retries, throttled)
 
     def _check_own_host(self, url: str, endpoint: Endpoint) -> None:
         """Never send the token anywhere but graph_endpoint."""
@@ -357,88 +361,38 @@ class GraphClient:
     @contextlib.contextmanager
     def _msal_errors(self) -> Iterator[None]:
         """MSAL raises ValueError for an authority it cannot discover (or settings it rejects)."""
-        with _network_errors("sign-in", self.app.authority_host):
+        with transport_errors("sign-in", self.app.authority_host, self.max_retries,
+                              "check authority_host"):
             try:
                 yield
             except ValueError as exc:
                 raise SourceError(_msal_value_error(exc, self.app)) from None
 
 
-# -- throttling ----------------------------------------------------------------------------
-
-
-def throttle_wait(response: requests.Response, attempt: int) -> float:
-    """Retry-After when Graph sends it (capped), else exponential backoff with jitter."""
-    retry_after = response.headers.get("Retry-After", "").strip()
-    if retry_after.isdigit():
-        return min(float(retry_after), CappedRetry.max_retry_after)
-    backoff = min(THROTTLE_BACKOFF * 2**attempt, THROTTLE_BACKOFF_MAX)
-    return backoff + random.uniform(0, THROTTLE_BACKOFF / 2)
-
-
 # -- errors --------------------------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _network_errors(what: str, base: str) -> Iterator[None]:
-    """Transport failures (after make_session's retries) as one line naming the host."""
-    try:
-        yield
-    except requests.exceptions.SSLError:
-        raise SourceError(
-            f"{what}: TLS verification of {base} failed; if a proxy or private CA signs its "
-            "certificate, point REQUESTS_CA_BUNDLE at that CA"
-        ) from None
-    except requests.exceptions.ChunkedEncodingError:
-        raise SourceError(
-            f"{what}: {base} cut its response short; the next run reads the window again"
-        ) from None
-    except requests.exceptions.RequestException as exc:
-        raise SourceError(
-            f"{what}: cannot reach {base} after retries ({type(exc).__name__}); check the "
-            "URL option, the network and HTTPS_PROXY/NO_PROXY"
-        ) from None
+# Graph's error body: {"error": {"code": ..., "message": ...}}.
+GRAPH_VOICE = ErrorVoice("Graph", code_path="error.code", message_path="error.message", lines={
+    "401": "Graph rejected a fresh access token for {call} ({said}); check that "
+           "authority_host and graph_endpoint are the same cloud and tenant_id is the right one",
+    "403": "Graph denied {call} ({said}); check that the app {client} has the application "
+           "permission {permission} with admin consent",
+})
+MISSING_ROLES = ("Graph denied {call}: the app {client} lacks the application permission "
+                 "{permission}; add it (API permissions > Microsoft Graph > Application "
+                 "permissions) and grant admin consent")
 
 
 def graph_error(response: requests.Response, endpoint: Endpoint, client_id: str,
                 retries: int) -> SourceError:
     """One line for a Graph error answer (after `retries` and the one token renewal)."""
-    status = response.status_code
-    code, message = _graph_error_body(response)
-    call = f"GET {endpoint.path}"
-    said = f"{code}: {message}" if code else message or f"HTTP {status}"
-    if status == 403 and "Missing application roles" in message:
-        return SourceError(
-            f"Graph denied {call}: the app {client_id} lacks the application permission "
-            f"{endpoint.permission}; add it (API permissions > Microsoft Graph > Application "
-            "permissions) and grant admin consent"
-        )
-    if status == 403:
-        return SourceError(
-            f"Graph denied {call} ({said}); check that the app {client_id} has the application "
-            f"permission {endpoint.permission} with admin consent"
-        )
-    if status == 401:
-        return SourceError(
-            f"Graph rejected a fresh access token for {call} ({said}); check that "
-            "authority_host and graph_endpoint are the same cloud and tenant_id is the right one"
-        )
-    if status == 429:
-        return SourceError(f"Graph kept throttling {call} after {retries_phrase(retries)}; "
-                           "the next run resumes")
-    if status >= 500:
-        return SourceError(f"Graph failed {call} with HTTP {status} after "
-                           f"{retries_phrase(retries)} ({said}); the next run reads the window "
-                           "again")
-    return SourceError(f"Graph refused {call} with HTTP {status} ({said})")
-
-
-def _graph_error_body(response: requests.Response) -> tuple[str, str]:
-    try:
-        error = response.json().get("error") or {}
-        return str(error.get("code") or ""), one_line(str(error.get("message") or ""))
-    except (ValueError, AttributeError):
-        return "", one_line(error_text(response))
+    voice = GRAPH_VOICE
+    if response.status_code == 403 and "Missing application roles" in error_body(voice,
+                                                                                  response)[1]:
+        voice = ErrorVoice(voice.vendor, voice.message_path, voice.code_path,
+                           {"403": MISSING_ROLES})
+    return answer_error(voice, response, f"GET {endpoint.path}", retries,
+                        client=client_id, permission=endpoint.permission)
 
 
 # AADSTS codes with a known fix. Entra's descriptions never hold the secret; ours don't either.

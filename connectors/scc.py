@@ -36,9 +36,20 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from alertpull import __version__
-from alertpull.connector import Connector, Landmarks, Log, Memory, Option, Scope, Vendor, Window
-from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete, one_line
+from alertpull.connector import (
+    Connector,
+    Landmarks,
+    Log,
+    Memory,
+    Option,
+    Scope,
+    Stream,
+    Vendor,
+    Window,
+)
+from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
 from alertpull.http import RateBudget, error_text
+from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 from alertpull.validate import endpoint_url, key_file
@@ -70,12 +81,15 @@ ACRONYMS = frozenset({
 _ENUM_LIKE = re.compile(r"^[A-Z0-9]+(?:_[A-Z0-9]+)*$")
 
 
+# Asked for by event_time ascending (ORDER_BY): a window cut short keeps the mark it
+# reached. SCC keeps findings "at least 13 months".
+FINDINGS = Stream("findings", ordered=True, retention=timedelta(days=395))
+
+
 class SccConnector(Connector):
     type_name = "scc"
     vendor = Vendor("Google Cloud", cloud="GCP")
-    retention = timedelta(days=395)  # "at least 13 months"
     default_overlap = timedelta(hours=24)  # event_time can precede create_time by hours
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         "parent": Option(
             required=True,
@@ -124,6 +138,7 @@ class SccConnector(Connector):
             help="how long one call is retried through 429, 5xx and network faults before "
             "the source fails",
         ),
+        "max_pages": MAX_PAGES_OPTION,
     }
     requires: ClassVar[Mapping[str, str]] = {"google.auth": "gcp", "google.api_core": "gcp"}
 
@@ -174,17 +189,16 @@ class SccConnector(Connector):
         query = {"filter": event_time_filter(window), "orderBy": ORDER_BY, "pageSize": PAGE_SIZE}
         with self._google_errors(scope):
             pager = self._list(scope, query)
-            tokens: set[str] = set()
+            # A token seen before: the pager itself would ask for the same pages forever.
+            guard = PageGuard("SCC", f"for {path}", self.settings["max_pages"],
+                              then="; stopped at the findings read so far")
+            guard.check(None)
             for page in pager.pages:
                 yield list(page)
                 token = pager.next_page_token
                 if not token:
                     return
-                if token in tokens:  # the pager itself would ask for the same page forever
-                    raise WindowIncomplete(
-                        f"SCC repeated a page token for {path}; stopped at the findings read so far"
-                    )
-                tokens.add(token)
+                guard.check(token)
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         finding, resource = _parts(raw)
@@ -317,8 +331,7 @@ def checked_parent(parent: str) -> str:
 def _scope(parent: str, location: str | None) -> Scope:
     path = f"{parent}/sources/-" + (f"/locations/{location}" if location else "")
     key = f"{parent}/locations/{location}" if location else parent
-    return Scope(key=key, params={"parent": parent, "location": location, "path": path},
-                 tenant=parent)
+    return FINDINGS.scope(key, {"parent": parent, "location": location, "path": path}, parent)
 
 
 def endpoint_for(location: str | None, override: str | None) -> str | None:

@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Vendor, Window
+from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
-from alertpull.errors import ConfigError, MalformedAlert, WindowIncomplete
+from alertpull.errors import ConfigError, MalformedAlert
 from alertpull.http import RateBudget
+from alertpull.paging import PageGuard
 from alertpull.record import Normalized, compact, dig, text
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time_or_none
 
@@ -65,12 +66,15 @@ ASFF_SEVERITIES = {"INFORMATIONAL": "informational", "LOW": "low", "MEDIUM": "me
                    "HIGH": "high", "CRITICAL": "critical"}
 
 
+# Asked for by UpdatedAt ascending: a window cut short keeps the mark it reached. Findings
+# are deleted 90 days after their last update.
+FINDINGS = Stream("findings", ordered=True, retention=timedelta(days=90))
+
+
 class SecurityHubConnector(Connector):
     type_name = "securityhub"
     vendor = Vendor("Amazon Web Services", cloud="AWS", account_type_id=10)  # AWS Account
-    retention = timedelta(days=90)  # findings are deleted 90 days after their last update
     default_overlap = timedelta(hours=1)
-    ordered = True
     options: ClassVar[Mapping[str, Option]] = {
         **aws.aws_options(
             SECURITYHUB, "regions to pull (default: the cross-region aggregator's region if "
@@ -104,8 +108,8 @@ class SecurityHubConnector(Connector):
 
     def scopes(self) -> list[Scope]:
         account = self._aws.account()
-        return [Scope(key=f"{account}/{region}", params={"account": account, "region": region},
-                      tenant=account)
+        return [FINDINGS.scope(f"{account}/{region}", {"account": account, "region": region},
+                               account)
                 for region in self._regions()]
 
     def landmarks(self, scope: Scope) -> Landmarks:
@@ -129,7 +133,11 @@ class SecurityHubConnector(Connector):
         """The pages of one pinned query, by NextToken, with the loop guard."""
         from botocore.exceptions import ClientError
 
-        seen: set[str] = set()
+        # A token seen before in this window would read its pages again, forever; the pages
+        # read so far are yielded, each finding once.
+        guard = PageGuard("Security Hub", f"in {region}", self.settings["max_pages"],
+                          then="; stopped at the findings read so far")
+        guard.check(None)
         token = None
         while True:
             pace()
@@ -145,13 +153,7 @@ class SecurityHubConnector(Connector):
             token = reply.get("NextToken")
             if not token:
                 return
-            if token in seen:
-                # A token seen before in this window would read its pages again, forever;
-                # the pages read so far are yielded, each finding once.
-                raise WindowIncomplete(
-                    f"Security Hub repeated a page token in {region}; stopped at the "
-                    "findings read so far")
-            seen.add(token)
+            guard.check(token)
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
         if not isinstance(raw, dict):

@@ -240,6 +240,22 @@ def test_repeated_page_token_stops_the_window_after_yielding_each_finding_once(
     assert len(sent(fake, LIST_PATH)) == 2
 
 
+def test_max_pages_stops_a_runaway_window_before_the_next_page_is_asked_for(
+    fake: AwsFake,
+) -> None:
+    findings = make_findings(130)
+    fake.add_detector(REGION, DETECTOR, findings)
+    pages = []
+
+    with pytest.raises(WindowIncomplete,
+                       match=r"more than max_pages \(1\) pages in us-east-1 \(detector "):
+        for page in connector(max_pages=1).fetch(scope(), WINDOW, Memory()):
+            pages.append(page)
+
+    assert flat(pages) == findings[10:60]  # the first page, in order
+    assert len(sent(fake, LIST_PATH)) == 1
+
+
 def test_throttling_is_retried_by_botocore(fake: AwsFake) -> None:
     findings = make_findings(130)
     fake.add_detector(REGION, DETECTOR, findings)

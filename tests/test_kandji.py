@@ -192,6 +192,36 @@ def test_a_repeated_audit_cursor_stops_the_window(world: KandjiWorld) -> None:
         pull(connector(world), world, "audit_events")
 
 
+def test_a_cursor_repeated_two_pages_back_stops_the_window(world: KandjiWorld) -> None:
+    events = make_audit_events(6)
+    link = f"{world.fake.url}{AUDIT_PATH}?limit=500&cursor="
+    pages = [Response.json({"results": events[n:n + 2], "next": link + cursor})
+             for n, cursor in ((0, "b25l"), (2, "dHdv"), (4, "b25l"))]  # one, two, one
+    for page in pages:
+        world.fake.inject(AUDIT, Fault(response=page))
+    read: list[list[Any]] = []
+
+    with pytest.raises(WindowIncomplete, match="Kandji repeated a cursor of GET /api/v1/audit"):
+        for page in connector(world).fetch(scope(world, "audit_events"), minutes(0, 9999),
+                                           Memory()):
+            read.append(page)
+
+    assert flat(read) == events and len(world.fake.requests) == 3
+
+
+def test_max_pages_stops_a_runaway_window_after_the_pages_read(world: KandjiWorld) -> None:
+    events = make_audit_events(1300)
+    world.fake.audit_events.extend(events)
+    read: list[list[Any]] = []
+
+    with pytest.raises(WindowIncomplete, match=r"more than max_pages \(2\) pages of GET "):
+        for page in connector(world, max_pages=2).fetch(scope(world, "audit_events"),
+                                                        minutes(0, 9999), Memory()):
+            read.append(page)
+
+    assert flat(read) == events[:1000] and len(world.fake.requests) == 2
+
+
 def test_a_next_link_without_cursor_is_an_error(world: KandjiWorld) -> None:
     odd = Response.json({"results": [], "next": f"{world.fake.url}{AUDIT_PATH}?page=2"})
     world.fake.inject(AUDIT, Fault(response=odd))

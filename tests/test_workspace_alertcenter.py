@@ -290,6 +290,22 @@ def test_a_repeated_page_token_stops_the_window(world: AlertCenterWorld) -> None
         pull(connector(world), minutes(0, 60))
 
 
+def test_a_page_token_repeated_two_pages_back_stops_the_window(
+        world: AlertCenterWorld) -> None:
+    alerts = make_alerts(3)
+    for alert, token in zip(alerts, ("one", "two", "one"), strict=True):
+        page = Response.json({"alerts": [alert], "nextPageToken": token})
+        world.fake.inject(LIST, Fault(response=page))
+    read: list[list[Any]] = []
+
+    with pytest.raises(WindowIncomplete, match=r"^Alert Center repeated a page token; stopped"):
+        for page in connector(world).fetch(scope(), minutes(0, 60), Memory()):
+            read.append(page)
+
+    assert [alert["alertId"] for page in read for alert in page] == [
+        alert["alertId"] for alert in alerts]
+
+
 # -- retries and timeouts ----------------------------------------------------------------------
 
 

@@ -426,6 +426,7 @@ class _OnePage:
     """paging kind none: the first answer is the whole listing."""
 
     noun = "page"
+    counted = False
 
     def update(self, response: requests.Response, body: Any, records: list[Any]) -> None:
         return None
