@@ -35,6 +35,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -527,6 +528,14 @@ def base_env(alertpull_src: str | None = None) -> dict[str, str]:
     return env
 
 
+def importable(checkout: str, into: str) -> str:
+    """The checkout's package laid out as installed (connectors/ is alertpull.connectors, see
+    pyproject.toml), under `into`: on PYTHONPATH it shadows this venv's editable install."""
+    shutil.copytree(Path(checkout, "alertpull"), Path(into, "alertpull"))
+    shutil.copytree(Path(checkout, "connectors"), Path(into, "alertpull", "connectors"))
+    return into
+
+
 def aws_env(url: str) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": "AKIDBENCH", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": url,
@@ -739,8 +748,10 @@ def main() -> None:
           "calls made, minimum calls, CPU seconds per 100k alerts read, peak RSS.")
     if not (args.skip_startup or args.quick):
         startup()
-    for name in args.sources:
-        bench_source(name, sizes, args.latency_ms, args.alertpull_src)
+    with tempfile.TemporaryDirectory() as shadow:
+        src = importable(args.alertpull_src, shadow) if args.alertpull_src else None
+        for name in args.sources:
+            bench_source(name, sizes, args.latency_ms, src)
     if not (args.skip_regions or args.quick):
         regions_concurrency()
 
