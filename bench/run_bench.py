@@ -431,8 +431,9 @@ SOURCES: dict[str, Source] = {
     "securityhub": Source("Security Hub GetFindingsV2 findings", securityhub_fake,
                           securityhub_alerts, securityhub_install, FLOOR_SECURITYHUB,
                           "Findings", max_page=100),
+    # google-api-core signs its own JWT from the key: SCC's auth makes no call.
     "scc": Source("SCC v2 findings", scc_fake, scc_alerts, _setter("results"), FLOOR_SCC,
-                  "listFindingsResults", max_page=1000, auth_calls=1, raised="reads_per_minute",
+                  "listFindingsResults", max_page=1000, raised="reads_per_minute",
                   token=lambda env: google_token(
                       env, "https://www.googleapis.com/auth/cloud-platform")),
     "workspace_alertcenter": Source(
