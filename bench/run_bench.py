@@ -680,8 +680,9 @@ def bench_source(name: str, sizes: list[int], latency_ms: int,
 def serve(name: str, n: int, workdir: str, latency_ms: int) -> None:
     """The fake's process: build, prebuild the alerts, start, say where, serve commands."""
     from alertpull.timeutil import format_time, utcnow
-    from bench.fakes import Paced, control, prebuilt
+    from bench.fakes import Paced, control, fast_json, prebuilt
 
+    fast_json()
     adapter = SOURCES[name]
     since = format_time(utcnow() - timedelta(days=60))
     fake, env_for, source = adapter.fake(Path(workdir))
