@@ -19,6 +19,7 @@ from alertpull.failpoints import failpoint
 from alertpull.log import Progress
 from alertpull.notify.ledger import FirstVersions
 from alertpull.ocsf import to_ocsf
+from alertpull.readahead import ReadAhead
 from alertpull.record import Normalized, build_record, json_line, raw_sha256
 from alertpull.sinks.base import Writer
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time, to_epoch_ms, utcnow
@@ -70,13 +71,15 @@ class ScopePull:
         for window in self._windows():
             self._window_max_ms = None
             try:
-                for page in self.connector.fetch(self.scope, window, memory):
-                    self.counts.pages += 1
-                    pulled_at = format_time(utcnow())  # one stamp per page: it arrives at once
-                    for raw in page:
-                        self._one(raw, window, pulled_at)
-                    self.progress.add(self.source, len(page))
-                    failpoint("after_page")
+                # The next page is fetched while this one is written (see readahead).
+                with ReadAhead(self.connector.fetch(self.scope, window, memory)) as pages:
+                    for page in pages:
+                        self.counts.pages += 1
+                        pulled_at = format_time(utcnow())  # one stamp a page: it came at once
+                        for raw in page:
+                            self._one(raw, window, pulled_at)
+                        self.progress.add(self.source, len(page))
+                        failpoint("after_page")
             except WindowIncomplete as exc:
                 if self.scope.position:
                     pulled.extend(self._position_cut_short(memory.position, exc))

@@ -1,22 +1,29 @@
-"""Speed and memory of `alertpull fetch` against the wire fakes, next to a floor.
+"""What users wait for: `alertpull fetch` against wire fakes that answer at a network's pace.
 
-For each source type and size N this starts the vendor fake in its own process with N
-generated alerts spread over the last 59 days (so the overlap window holds few), runs the
-INSTALLED CLI as a subprocess (`fetch --all --since 60d`) and reads the child's CPU time
-and peak RSS from the kernel (wait4). The floor, measured in the same run against the same
-fake, is a minimal `requests` loop that downloads the same pages over the same wire
-protocol and appends them raw to a file: what any puller must at least pay.
+For each source type and size N this starts the vendor fake in its own process (bench/fakes.py:
+every call answered `--latency-ms` after it arrived, alerts prebuilt, calls counted) with N
+alerts spread over the last 59 days, and measures, as a subprocess reading the child's CPU
+time and peak RSS from the kernel (wait4):
 
-    .venv/bin/python bench/run_bench.py                 # every source, default sizes
-    .venv/bin/python bench/run_bench.py --sources scc kandji --sizes 10000 100000
+- first run: the INSTALLED CLI, `fetch --all --since 60d`;
+- tick: the same state again after 1,000 alerts changed (an incremental run);
 
-Figures print as one table per source plus ratios against the targets of the reliability
-issue: CPU per alert <= 2x the floor; peak RSS flat in N (largest <= 1.2x smallest,
-<= 150 MB); 16 regions at 100 ms latency <= 0.35x a serial pull; --help/sources <= 6x
-`python -c pass`. The bench config raises every rate budget far above the vendors' limits
-(see RAISED), so pacing does not dominate the figures.
+each next to the floor (a minimal `requests` loop at the API's maximum page size, same
+latency, pages appended raw) and the record floor (the floor plus what the record shape
+costs any puller per alert: parse, canonical hash, one line). Calls are the fake's count;
+the minimum is each stream's alerts at the API's maximum page size, plus auth.
 
-`run_bench.py --serve SOURCE N DIR` is the fake's process (started by the bench itself).
+    .venv/bin/python bench/run_bench.py --quick            # every source, under ~3 minutes
+    .venv/bin/python bench/run_bench.py                    # 10k and 100k, regions, startup
+    .venv/bin/python bench/run_bench.py --sources scc --sizes 10000 1000000
+
+Targets, printed with the figures: calls <= 1.05x the minimum; first-run wall <= 1.3x the
+floor's; CPU <= 1.5x the record floor's; peak RSS flat in N (largest <= 1.2x smallest).
+The bench config raises every rate budget far above the vendors' limits (RAISED) and sets
+settle to 0 (so a tick sees changes made a second before it).
+
+`run_bench.py --serve SOURCE N DIR LATENCY_MS` is the fake's process (started by the bench).
+`--alertpull-src DIR` runs the CLI from another checkout (e.g. main, for a before/after).
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ import argparse
 import functools
 import gzip
 import json
+import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +52,12 @@ ALERTPULL = str(BIN / "alertpull")
 SPAN = timedelta(days=59)  # the alerts' timestamps spread over this, the newest 5 min ago
 SINCE = "60d"
 RAISED = 10**7  # rate budgets in the bench config: far above any vendor limit
+TICK_SPAN = timedelta(seconds=1)  # the tick's changes are stamped over this, just before it
 
-Replay = tuple[Any, Callable[[str], dict[str, str]], dict[str, Any]]  # fake, env(url), YAML
+sys.path.insert(0, str(REPO))
+from bench.fakes import TICK  # noqa: E402  (the tick's changes, which the fake adds)
+
+FakeSetup = tuple[Any, Callable[[str], dict[str, str]], dict[str, Any]]  # fake, env(url), YAML
 
 # -- the floors: minimal `requests` loops, one per wire protocol -----------------------------
 # Each reads BENCH_URL, BENCH_OUT, BENCH_SINCE (RFC 3339) and what its source's env names,
@@ -70,7 +84,8 @@ FLOOR_GUARDDUTY = r'''
 import os, requests
 url, regions = os.environ["BENCH_URL"], os.environ["BENCH_REGIONS"].split(",")
 session = requests.Session()
-criteria = {"criterion": {"updatedAt": {"greaterThanOrEqual": 0, "lessThan": 2**62}}}
+since = int(os.environ["BENCH_SINCE_MS"])
+criteria = {"criterion": {"updatedAt": {"greaterThanOrEqual": since, "lessThan": 2**62}}}
 sort = {"attributeName": "updatedAt", "orderBy": "ASC"}
 with open(os.environ["BENCH_OUT"], "ab") as sink:
     for region in regions:
@@ -126,8 +141,8 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
         params["pageToken"] = token
 '''
 
-# Alert Center filters on createTime only, so any puller reads twice: the alerts created
-# since `since`, then every alert by update_time desc down to `since` (as alertpull does).
+# Alert Center filters on createTime only, so any puller reads in two passes: the alerts
+# created since `since`, then the older ones by update_time desc down to `since` (changes).
 FLOOR_ALERTCENTER = r'''
 import os, requests
 session = requests.Session()
@@ -135,10 +150,10 @@ session.headers["Authorization"] = "Bearer " + os.environ["FLOOR_TOKEN"]
 url, since = os.environ["BENCH_URL"] + "/v1beta1/alerts", os.environ["BENCH_SINCE"]
 customer = os.environ["BENCH_CUSTOMER"]
 passes = [{"filter": f'createTime >= "{since}"', "orderBy": "create_time asc"},
-          {"orderBy": "update_time desc"}]
+          {"filter": f'createTime < "{since}"', "orderBy": "update_time desc"}]
 with open(os.environ["BENCH_OUT"], "ab") as sink:
     for query in passes:
-        params = {"customerId": customer, "pageSize": 100, **query}
+        params = {"customerId": customer, "pageSize": 1000, **query}
         while True:
             response = session.get(url, params=params)
             emit(sink, response.content)
@@ -183,55 +198,6 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
         link, params = response.json().get("next"), None
 '''
 
-FLOOR_CROWDSTRIKE = r'''
-import os, requests
-session = requests.Session()
-token = session.post(os.environ["BENCH_URL"] + "/oauth2/token",
-                     data={"client_id": os.environ["BENCH_ID"],
-                           "client_secret": os.environ["BENCH_SECRET"]}).json()["access_token"]
-session.headers["Authorization"] = "Bearer " + token
-body = {"filter": f"updated_timestamp:>='{os.environ['BENCH_SINCE']}'",
-        "sort": "updated_timestamp|asc", "limit": 1000}
-with open(os.environ["BENCH_OUT"], "ab") as sink:
-    while True:
-        response = session.post(os.environ["BENCH_URL"] + "/alerts/combined/alerts/v1", json=body)
-        emit(sink, response.content)
-        after = response.json()["meta"]["pagination"].get("after")
-        if not after:
-            break
-        body = {**body, "after": after}
-'''
-
-FLOOR_SENTINELONE = r'''
-import os, requests
-session = requests.Session()
-session.headers["Authorization"] = "ApiToken " + os.environ["BENCH_TOKEN"]
-params = {"updatedAt__gte": os.environ["BENCH_SINCE"], "sortBy": "updatedAt",
-          "sortOrder": "asc", "limit": 1000}
-with open(os.environ["BENCH_OUT"], "ab") as sink:
-    while True:
-        response = session.get(os.environ["BENCH_URL"] + "/web/api/v2.1/threats", params=params)
-        emit(sink, response.content)
-        cursor = response.json()["pagination"]["nextCursor"]
-        if not cursor:
-            break
-        params = {**params, "cursor": cursor}
-'''
-
-FLOOR_CANARY = r'''
-import os, requests
-session = requests.Session()
-params = {"auth_token": os.environ["BENCH_TOKEN"], "incidents_since": 0, "limit": 500}
-with open(os.environ["BENCH_OUT"], "ab") as sink:
-    while True:
-        response = session.get(os.environ["BENCH_URL"] + "/api/v1/incidents/all", params=params)
-        emit(sink, response.content)
-        cursor = response.json()["cursor"]["next"]
-        if not cursor:
-            break
-        params = {"auth_token": os.environ["BENCH_TOKEN"], "cursor": cursor}
-'''
-
 
 # -- one adapter per source type -------------------------------------------------------------
 
@@ -240,22 +206,34 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
 class Source:
     """How to bench one source type.
 
-    make(n, workdir): in the fake's process, an unstarted fake holding n alerts, env(url)
-    for the CLI and the floor once it is started, and the YAML source block (rate budgets
-    raised). floor: the floor loop; items: where a page holds its alerts. token(env): a
-    bearer token for the floor, got here before the measured run (None: the floor needs
-    none, or gets it itself).
+    fake(workdir): in the fake's process, an unstarted fake, env(url) for the CLI and the
+    floor once it is started, and the YAML source block (rate budgets raised).
+    alerts(n, base_time, step): its n alerts; install(fake, alerts) puts them in the fake.
+    floor: the floor loop; items: where a page holds its alerts. token(env): a bearer token
+    for the floor, got before the measured run (None: none needed, or the floor gets it).
+    max_page, calls_per_page, auth_calls, passes: what the minimum calls count (passes > 1:
+    each further pass is one call at least, e.g. Alert Center's changes pass).
     """
 
     title: str
-    make: Callable[[int, Path], Replay]
+    fake: Callable[[Path], FakeSetup]
+    alerts: Callable[[int, datetime, timedelta], Sequence[Any]]
+    install: Callable[[Any, Sequence[Any]], None]
     floor: str
     items: str  # the key of a page's alert list, for the record floor
+    max_page: int
+    calls_per_page: int = 1
+    auth_calls: int = 0
+    passes: int = 1
     raised: str = "no rate budget option"
     token: Callable[[dict[str, str]], str] | None = None
 
+    def minimum_calls(self, alerts: int) -> int:
+        pages = max(1, math.ceil(alerts / self.max_page))
+        return self.auth_calls + self.calls_per_page * pages + self.passes - 1
 
-def _start_time() -> Any:
+
+def _start_time() -> datetime:
     from alertpull.timeutil import utcnow
 
     return utcnow() - SPAN
@@ -265,38 +243,54 @@ def _step(n: int) -> timedelta:
     return (SPAN - timedelta(minutes=5)) / max(n, 1)
 
 
-# Every source's fake serves a Generated dataset (tests/fakes/generated.py):
-# each alert is made when a page reads it, and a page is found by bisection on its time, so
-# the fake holds no list of N alerts and serves a page in the same time at any N.
+# Every fake but Security Hub's serves a Generated dataset (tests/fakes/generated.py): a
+# page is found by bisection on its time, so the fake serves a page in the same time at any N.
 
 
-def make_guardduty(n: int, workdir: Path) -> Replay:
+def guardduty_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.aws import AwsFake
-    from tests.fakes.guardduty_data import DETECTOR, REGION, generated_findings
 
-    fake = AwsFake()
-    fake.add_detector(REGION, DETECTOR,
-                      generated_findings(n, base_time=_start_time(), step=_step(n)))
-    return fake, lambda url: {**aws_env(url), "BENCH_REGIONS": "us-east-1"}, {
+    return AwsFake(), lambda url: {**aws_env(url), "BENCH_REGIONS": "us-east-1"}, {
         "type": "guardduty", "regions": ["us-east-1"]}
 
 
-def make_securityhub(n: int, workdir: Path) -> Replay:
-    # A list, not a Generated dataset: the fake filters and sorts a query's matches once,
-    # when its paging session starts, then serves each page by offset.
+def guardduty_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.guardduty_data import generated_findings
+
+    return generated_findings(n, base_time=base, step=step)
+
+
+def guardduty_install(fake: Any, alerts: Sequence[Any]) -> None:
+    from tests.fakes.guardduty_data import DETECTOR, REGION
+
+    fake.add_detector(REGION, DETECTOR, alerts)
+
+
+def securityhub_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.securityhub import SecurityHubFake
-    from tests.fakes.securityhub_data import REGION, make_ocsf_findings
+    from tests.fakes.securityhub_data import REGION
 
-    fake = SecurityHubFake()
-    fake.enable_hub(REGION, make_ocsf_findings(n, base_time=_start_time(), step=_step(n)))
-    return fake, aws_env, {"type": "securityhub", "regions": [REGION]}
+    return SecurityHubFake(), aws_env, {"type": "securityhub", "regions": [REGION]}
 
 
-def make_scc(n: int, workdir: Path) -> Replay:
+def securityhub_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    # A list: the fake filters and sorts a query's matches once, when its paging starts.
+    from tests.fakes.securityhub_data import make_ocsf_findings
+
+    return make_ocsf_findings(n, base_time=base, step=step)
+
+
+def securityhub_install(fake: Any, alerts: Sequence[Any]) -> None:
+    from tests.fakes.securityhub_data import REGION
+
+    fake.enable_hub(REGION, alerts)
+
+
+def scc_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.scc import SccFake
-    from tests.fakes.scc_data import ORG, generated_results
+    from tests.fakes.scc_data import ORG
 
-    fake = SccFake(generated_results(n, base_time=_start_time(), step=_step(n)))
+    fake = SccFake()
 
     def env(url: str) -> dict[str, str]:
         key = fake.write_key_file(workdir)
@@ -307,13 +301,19 @@ def make_scc(n: int, workdir: Path) -> Replay:
                        "reads_per_minute": RAISED}
 
 
-def make_alertcenter(n: int, workdir: Path) -> Replay:
+def scc_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.scc_data import generated_results
+
+    return generated_results(n, base_time=base, step=step)
+
+
+def alertcenter_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.alertcenter import ADMIN, TOKEN_PATH, AlertCenterFake
-    from tests.fakes.alertcenter_data import CUSTOMER_ID, generated_alerts
+    from tests.fakes.alertcenter_data import CUSTOMER_ID
     from tests.fakes.google_sa import make_key
 
     fake = AlertCenterFake(make_key())
-    fake.alerts = generated_alerts(n, base_time=_start_time(), step=_step(n))
+    fake.max_page_size = 1000  # what Alert Center serves at most
 
     def env(url: str) -> dict[str, str]:
         key = fake.key.write(workdir / "workspace-key.json", url + TOKEN_PATH)
@@ -324,8 +324,14 @@ def make_alertcenter(n: int, workdir: Path) -> Replay:
                        "api_endpoint": "${BENCH_URL}"}
 
 
-def _graph_replay(fake: Any, roles: set[str], bundle: Path, collection: str, field: str,
-                  source: dict[str, Any]) -> Replay:
+def alertcenter_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.alertcenter_data import generated_alerts
+
+    return generated_alerts(n, base_time=base, step=step)
+
+
+def _graph_setup(fake: Any, roles: set[str], bundle: Path, collection: str, field: str,
+                 source: dict[str, Any]) -> FakeSetup:
     """The Microsoft fakes: one app with a secret, TLS through a throwaway CA."""
     from tests.fakes.graph_data import TENANT_ID
 
@@ -349,82 +355,57 @@ def _throwaway_tls(workdir: Path) -> tuple[Any, Path]:
     return ca, bundle_with_system_roots(ca, workdir / "tls" / "ca-bundle.pem")
 
 
-def make_entra(n: int, workdir: Path) -> Replay:
-    from tests.fakes.generated import Generated
+def entra_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.graph import ALERTS_PATH, GraphFake
+
+    ca, bundle = _throwaway_tls(workdir)
+    # riskDetections are left out: Identity Protection's fixed 1 call/s would dominate.
+    return _graph_setup(GraphFake(ca.server_context()), {"SecurityAlert.Read.All"}, bundle,
+                        ALERTS_PATH, "lastUpdateDateTime", {
+                            "type": "entra_id", "streams": ["alerts"],
+                            "alerts_per_minute": RAISED})
+
+
+def entra_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.generated import Generated
     from tests.fakes.graph_data import make_alert
 
-    ca, bundle = _throwaway_tls(workdir)
-    fake = GraphFake(ca.server_context())
-    make = functools.partial(make_alert, base_time=_start_time(), step=_step(n))
-    fake.alerts = Generated(make, n, "lastUpdateDateTime")
-    # riskDetections are left out: Identity Protection's fixed 1 call/s would dominate.
-    roles = {"SecurityAlert.Read.All"}
-    return _graph_replay(fake, roles, bundle, ALERTS_PATH, "lastUpdateDateTime", {
-        "type": "entra_id", "streams": ["alerts"], "alerts_per_minute": RAISED})
+    return Generated(functools.partial(make_alert, base_time=base, step=step), n,
+                     "lastUpdateDateTime")
 
 
-def make_intune(n: int, workdir: Path) -> Replay:
-    from tests.fakes.generated import Generated
+def intune_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.intune import AUDIT_PATH, INTUNE_ROLES, IntuneFake
+
+    ca, bundle = _throwaway_tls(workdir)
+    return _graph_setup(IntuneFake(ca.server_context()), set(INTUNE_ROLES), bundle,
+                        AUDIT_PATH, "activityDateTime", {
+                            "type": "intune", "streams": ["audit_events"],
+                            "requests_per_minute": RAISED})
+
+
+def intune_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.generated import Generated
     from tests.fakes.intune_data import make_audit_event
 
-    ca, bundle = _throwaway_tls(workdir)
-    fake = IntuneFake(ca.server_context())
-    make = functools.partial(make_audit_event, base_time=_start_time(), step=_step(n))
-    fake.audit_events = Generated(make, n, "activityDateTime")
-    return _graph_replay(fake, set(INTUNE_ROLES), bundle, AUDIT_PATH, "activityDateTime", {
-        "type": "intune", "streams": ["audit_events"], "requests_per_minute": RAISED})
+    return Generated(functools.partial(make_audit_event, base_time=base, step=step), n,
+                     "activityDateTime")
 
 
-def make_kandji(n: int, workdir: Path) -> Replay:
-    from tests.fakes.generated import Generated
+def kandji_fake(workdir: Path) -> FakeSetup:
     from tests.fakes.kandji import KandjiFake
-    from tests.fakes.kandji_data import make_audit_event
 
-    start, step = _start_time(), _step(n)
     fake = KandjiFake()
-    fake.audit_events = Generated(lambda i: make_audit_event(i, start + i * step), n,
-                                  "occurred_at")
     return fake, lambda url: {"BENCH_TOKEN": fake.token}, {
         "type": "kandji", "base_url": "${BENCH_URL}", "api_token": "${BENCH_TOKEN}",
         "streams": ["audit_events"], "requests_per_hour": RAISED}
 
 
-# The declarative recipes: their fakes hold plain lists (a fake's CPU is not counted) and
-# their specs' rate budgets are far above what a bench run calls.
+def kandji_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.generated import Generated
+    from tests.fakes.kandji_data import make_audit_event
 
-
-def make_crowdstrike(n: int, workdir: Path) -> Replay:
-    from tests.fakes.crowdstrike import CrowdStrikeFake, make_alert
-
-    start, step = _start_time(), _step(n)
-    fake = CrowdStrikeFake()
-    fake.alerts = [make_alert(i, start + i * step) for i in range(n)]
-    return fake, lambda url: {"BENCH_ID": fake.client_id, "BENCH_SECRET": fake.client_secret}, {
-        "type": "crowdstrike", "base_url": "${BENCH_URL}", "client_id": "${BENCH_ID}",
-        "client_secret": "${BENCH_SECRET}"}
-
-
-def make_sentinelone(n: int, workdir: Path) -> Replay:
-    from tests.fakes.sentinelone import SentinelOneFake, make_threat
-
-    start, step = _start_time(), _step(n)
-    fake = SentinelOneFake()
-    fake.threats = [make_threat(i, start + i * step) for i in range(n)]
-    return fake, lambda url: {"BENCH_TOKEN": fake.token}, {
-        "type": "sentinelone", "base_url": "${BENCH_URL}", "api_token": "${BENCH_TOKEN}"}
-
-
-def make_canary(n: int, workdir: Path) -> Replay:
-    from tests.fakes.canary import CanaryFake
-
-    start, step = _start_time(), _step(n)
-    fake = CanaryFake()
-    for i in range(n):
-        fake.add(i, start + i * step, kind=i)
-    return fake, lambda url: {"BENCH_TOKEN": fake.auth_token}, {
-        "type": "thinkst_canary", "base_url": "${BENCH_URL}", "auth_token": "${BENCH_TOKEN}"}
+    return Generated(lambda i: make_audit_event(i, base + i * step), n, "occurred_at")
 
 
 def google_token(env: dict[str, str], scope: str, subject: str | None = None) -> str:
@@ -438,30 +419,37 @@ def google_token(env: dict[str, str], scope: str, subject: str | None = None) ->
     return str(credentials.token)
 
 
+def _setter(name: str) -> Callable[[Any, Sequence[Any]], None]:
+    return lambda fake, alerts: setattr(fake, name, alerts)
+
+
 SOURCES: dict[str, Source] = {
-    "guardduty": Source("GuardDuty findings", make_guardduty, FLOOR_GUARDDUTY, "findings"),
+    "guardduty": Source("GuardDuty findings", guardduty_fake, guardduty_alerts,
+                        guardduty_install, FLOOR_GUARDDUTY, "findings", max_page=50,
+                        calls_per_page=2),  # ListFindings + GetFindings a page of 50
     # api v2: the CSPM API's fixed 3 calls/s (no option raises it) would be all it measured.
-    "securityhub": Source("Security Hub GetFindingsV2 findings", make_securityhub,
-                          FLOOR_SECURITYHUB, "Findings"),
-    "scc": Source("SCC v2 findings", make_scc, FLOOR_SCC, "listFindingsResults",
-                  "reads_per_minute",
-                  lambda env: google_token(env, "https://www.googleapis.com/auth/cloud-platform")),
+    "securityhub": Source("Security Hub GetFindingsV2 findings", securityhub_fake,
+                          securityhub_alerts, securityhub_install, FLOOR_SECURITYHUB,
+                          "Findings", max_page=100),
+    # google-api-core signs its own JWT from the key: SCC's auth makes no call.
+    "scc": Source("SCC v2 findings", scc_fake, scc_alerts, _setter("results"), FLOOR_SCC,
+                  "listFindingsResults", max_page=1000, raised="reads_per_minute",
+                  token=lambda env: google_token(
+                      env, "https://www.googleapis.com/auth/cloud-platform")),
     "workspace_alertcenter": Source(
-        "Workspace Alert Center alerts", make_alertcenter, FLOOR_ALERTCENTER, "alerts",
+        "Workspace Alert Center alerts", alertcenter_fake, alertcenter_alerts,
+        _setter("alerts"), FLOOR_ALERTCENTER, "alerts", max_page=1000, auth_calls=1, passes=2,
         token=lambda env: google_token(env, "https://www.googleapis.com/auth/apps.alerts",
                                        env["BENCH_SUBJECT"])),
-    "entra_id": Source("Entra ID alerts_v2 (stream alerts)", make_entra, FLOOR_GRAPH,
-                       "value", "alerts_per_minute"),
-    "intune": Source("Intune auditEvents (stream audit_events)", make_intune, FLOOR_GRAPH,
-                     "value", "requests_per_minute"),
-    "kandji": Source("Kandji audit events (stream audit_events)", make_kandji, FLOOR_KANDJI,
-                     "results", "requests_per_hour"),
-    "crowdstrike": Source("CrowdStrike Falcon alerts (recipe)", make_crowdstrike,
-                          FLOOR_CROWDSTRIKE, "resources"),
-    "sentinelone": Source("SentinelOne threats (recipe)", make_sentinelone, FLOOR_SENTINELONE,
-                          "data"),
-    "thinkst_canary": Source("Thinkst Canary incidents (recipe, position cursor)", make_canary,
-                             FLOOR_CANARY, "incidents"),
+    "entra_id": Source("Entra ID alerts_v2 (stream alerts)", entra_fake, entra_alerts,
+                       _setter("alerts"), FLOOR_GRAPH, "value", max_page=1000, auth_calls=1,
+                       raised="alerts_per_minute"),
+    "intune": Source("Intune auditEvents (stream audit_events)", intune_fake, intune_alerts,
+                     _setter("audit_events"), FLOOR_GRAPH, "value", max_page=1000,
+                     auth_calls=1, raised="requests_per_minute"),
+    "kandji": Source("Kandji audit events (stream audit_events)", kandji_fake, kandji_alerts,
+                     _setter("audit_events"), FLOOR_KANDJI, "results", max_page=500,
+                     raised="requests_per_hour"),
 }
 
 
@@ -473,6 +461,8 @@ class Usage:
     wall: float
     cpu: float
     max_rss_mb: float
+    calls: int = 0
+    overruns: int = 0  # calls the fake answered later than the latency (its own cost showed)
 
 
 # wait4's ru_maxrss starts from the forking process's peak (Linux carries it across exec),
@@ -502,23 +492,49 @@ def run_measured(command: list[str], env: dict[str, str], cwd: str) -> Usage:
 
 class FakeProcess:
     """A fake in its own process, so its CPU is not counted; its first stdout line says
-    where it listens."""
+    where it listens, then it answers one line to each command (see bench/fakes.py)."""
 
     def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.first_line = self.process.stdout.readline().strip()
         if not self.first_line:
             self.close()
             raise SystemExit(f"the fake did not start: {' '.join(command)}")
 
+    def ask(self, command: str) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def measured(self, run: Callable[[], Usage]) -> Usage:
+        """run(), with the calls the fake answered during it."""
+        self.ask("stats")
+        usage = run()
+        stats = self.ask("stats")
+        usage.calls, usage.overruns = stats["calls"], stats["overruns"]
+        return usage
+
     def close(self) -> None:
         self.process.terminate()
         self.process.wait()
 
 
-def base_env() -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+def base_env(alertpull_src: str | None = None) -> dict[str, str]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    if alertpull_src:
+        env["PYTHONPATH"] = alertpull_src  # ahead of the editable install's finder
+    return env
+
+
+def importable(checkout: str, into: str) -> str:
+    """The checkout's package laid out as installed (connectors/ is alertpull.connectors, see
+    pyproject.toml), under `into`: on PYTHONPATH it shadows this venv's editable install."""
+    shutil.copytree(Path(checkout, "alertpull"), Path(into, "alertpull"))
+    shutil.copytree(Path(checkout, "connectors"), Path(into, "alertpull", "connectors"))
+    return into
 
 
 def aws_env(url: str) -> dict[str, str]:
@@ -531,11 +547,13 @@ def aws_env(url: str) -> dict[str, str]:
 
 def pull(env: dict[str, str], source: dict[str, Any], workdir: str,
          concurrency: int = 1) -> Usage:
-    """`alertpull fetch --all` with a config naming one source, written to workdir."""
+    """`alertpull fetch --all` with a config naming one source, written to workdir (its state
+    kept there: a second call is an incremental run)."""
     config = Path(workdir) / "alertpull.yaml"
     config.write_text(json.dumps({  # JSON is YAML
         "state": {"backend": "local", "path": "state"}, "sink": {"type": "jsonl", "path": "alerts"},
-        "defaults": {"concurrency": concurrency}, "sources": {"bench": source}}, indent=1))
+        "defaults": {"concurrency": concurrency, "settle": "0s"},
+        "sources": {"bench": source}}, indent=1))
     return run_measured([ALERTPULL, "-c", str(config), "fetch", "--all", "--since", SINCE],
                         env, workdir)
 
@@ -548,68 +566,136 @@ def floor(adapter: Source, kind: str, env: dict[str, str], workdir: str) -> Usag
                          "BENCH_ITEMS": adapter.items}, workdir)
 
 
-def written(workdir: str) -> tuple[int, float]:
-    """Records the sink wrote under workdir/alerts and their mean size in bytes."""
-    count = size = 0
+def written(workdir: str) -> int:
+    """Records the sink wrote under workdir/alerts."""
+    count = 0
     for path in Path(workdir, "alerts").rglob("*.jsonl*"):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as lines:
-            for line in lines:
-                count, size = count + 1, size + len(line)
-    return count, size / max(count, 1)
+            count += sum(1 for _ in lines)
+    return count
 
 
-def bench_source(name: str, sizes: list[int]) -> None:
-    """One table: alertpull vs the floor at each size, then the RSS ratio across sizes."""
+@dataclass
+class Row:
+    """One phase (first run or tick) of one size: alertpull, the floor, the record floor."""
+
+    phase: str
+    n: int
+    alerts: int  # what the phase must read: N, or the tick's changes
+    ours: Usage
+    low: Usage
+    record_low: Usage
+    records: int  # alertpull's records written in this phase
+
+
+def since_env(env: dict[str, str], since: datetime) -> dict[str, str]:
+    from alertpull.timeutil import format_time, to_epoch_ms
+
+    return {**env, "BENCH_SINCE": format_time(since), "BENCH_SINCE_MS": str(to_epoch_ms(since))}
+
+
+def run_size(name: str, n: int, latency_ms: int, alertpull_src: str | None) -> list[Row]:
+    """First run and tick of one source at size n, each next to its floors."""
+    from alertpull.timeutil import format_time, parse_time, utcnow
+
     adapter = SOURCES[name]
-    print(f"\n{adapter.title} [{name}]: alertpull fetch --all --since {SINCE} vs floor "
+    rows = []
+    with tempfile.TemporaryDirectory() as ours, tempfile.TemporaryDirectory() as base:
+        fake = FakeProcess([sys.executable, __file__, "--serve", name, str(n), base,
+                            str(latency_ms)])
+        try:
+            served = json.loads(fake.first_line)
+            env = {**base_env(), **served["env"], "BENCH_URL": served["url"]}
+            floor_env = since_env(env, parse_time(served["since"]))
+            ours_env = {**env, **base_env(alertpull_src)}
+            first = fake.measured(lambda: pull(ours_env, served["source"], ours))
+            if adapter.token:
+                token = adapter.token(env)  # not measured
+                env["FLOOR_TOKEN"] = floor_env["FLOOR_TOKEN"] = token
+            low = fake.measured(lambda: floor(adapter, "raw", floor_env, base))
+            record_low = fake.measured(lambda: floor(adapter, "record", floor_env, base))
+            first_records = written(ours)
+            rows.append(Row("first", n, n, first, low, record_low, first_records))
+
+            start = utcnow()
+            end = start + TICK_SPAN
+            fake.ask(f"tick {format_time(start)} {format_time(end)}")
+            time.sleep(max(0.0, (end - utcnow()).total_seconds()) + 0.2)
+            tick_env = since_env(env, start)
+            tick = fake.measured(lambda: pull(ours_env, served["source"], ours))
+            tick_low = fake.measured(lambda: floor(adapter, "raw", tick_env, base))
+            tick_record = fake.measured(lambda: floor(adapter, "record", tick_env, base))
+            rows.append(Row("tick", n, TICK, tick, tick_low, tick_record,
+                            written(ours) - first_records))
+        finally:
+            fake.close()
+    return rows
+
+
+def verdict(value: float, target: float) -> str:
+    return f"{value:.2f}x {'ok' if value <= target else 'MISSED'} (<= {target}x)"
+
+
+def report(adapter: Source, row: Row) -> None:
+    per = 1e5 / max(row.alerts, 1)
+    minimum = adapter.minimum_calls(row.alerts)
+    label = f"{row.phase} N={row.n}" if row.phase == "first" else f"tick +{row.alerts} on {row.n}"
+    note = ""
+    expected = row.n if row.phase == "first" else row.alerts
+    if row.records < expected:
+        note = f"  (!) {row.records} records written, {expected} expected"
+    for who, usage in (("alertpull", row.ours), ("floor", row.low),
+                       ("record floor", row.record_low)):
+        late = f"  ({usage.overruns} calls over latency)" if usage.overruns else ""
+        print(f"  {label:>22} {who:>12} {usage.wall:>8.2f} {usage.calls:>6} {minimum:>6} "
+              f"{usage.cpu * per:>10.1f} {usage.max_rss_mb:>7.1f}{late}")
+    ratios = [f"calls {verdict(row.ours.calls / minimum, 1.05)}"]
+    if row.phase == "first":
+        ratios.append(f"wall/floor {verdict(row.ours.wall / row.low.wall, 1.3)}")
+    ratios.append(f"CPU/record floor {verdict(row.ours.cpu / row.record_low.cpu, 1.5)}")
+    print(f"  {'':>22} {'':>12} {'; '.join(ratios)}{note}", flush=True)
+
+
+def bench_source(name: str, sizes: list[int], latency_ms: int,
+                 alertpull_src: str | None) -> None:
+    """One table: first run and tick at each size, then the RSS ratio across sizes."""
+    adapter = SOURCES[name]
+    print(f"\n{adapter.title} [{name}], {latency_ms} ms a call, max page {adapter.max_page} "
           f"(rate budget raised: {adapter.raised})")
-    print(f"{'N':>7} {'rec B':>6} {'alerts/s':>9} {'CPU s/100k':>11} {'RSS MB':>7} | "
-          f"{'floor a/s':>9} {'floor CPU/100k':>14} {'floor RSS':>9} | {'CPU ratio':>9} | "
-          f"{'rec-floor CPU/100k':>18} {'ratio':>6}")
+    print(f"  {'':>22} {'':>12} {'wall s':>8} {'calls':>6} {'min':>6} {'CPU s/100k':>10} "
+          f"{'RSS MB':>7}")
     rss = {}
     for n in sizes:
-        with tempfile.TemporaryDirectory() as ours, tempfile.TemporaryDirectory() as base:
-            fake = FakeProcess([sys.executable, __file__, "--serve", name, str(n), base])
-            try:
-                served = json.loads(fake.first_line)
-                env = {**base_env(), **served["env"], "BENCH_URL": served["url"],
-                       "BENCH_SINCE": served["since"]}
-                mine = pull(env, served["source"], ours)
-                if adapter.token:
-                    env["FLOOR_TOKEN"] = adapter.token(env)  # not measured
-                low = floor(adapter, "raw", env, base)
-                record_low = floor(adapter, "record", env, base)
-            finally:
-                fake.close()
-            count, mean = written(ours)
-        note = "" if count == n else f"  (!) {count} records written"
-        rss[n] = mine.max_rss_mb
-        print(f"{n:>7} {mean:>6.0f} {n / mine.wall:>9.0f} {mine.cpu / n * 1e5:>11.1f} "
-              f"{mine.max_rss_mb:>7.1f} | {n / low.wall:>9.0f} {low.cpu / n * 1e5:>14.1f} "
-              f"{low.max_rss_mb:>9.1f} | {mine.cpu / low.cpu:>8.2f}x | "
-              f"{record_low.cpu / n * 1e5:>18.1f} {mine.cpu / record_low.cpu:>5.2f}x{note}",
-              flush=True)
-    smallest, largest = min(sizes), max(sizes)
-    print(f"peak RSS {largest} vs {smallest}: {rss[largest] / rss[smallest]:.2f}x "
-          f"(target <= 1.2x), {rss[largest]:.0f} MB (target <= 150 MB)", flush=True)
+        for row in run_size(name, n, latency_ms, alertpull_src):
+            report(adapter, row)
+            if row.phase == "first":
+                rss[n] = row.ours.max_rss_mb
+    if len(sizes) > 1:
+        smallest, largest = min(sizes), max(sizes)
+        print(f"  peak RSS {largest} vs {smallest}: "
+              f"{verdict(rss[largest] / rss[smallest], 1.2)}", flush=True)
 
 
-def serve(name: str, n: int, workdir: str) -> None:
-    """The fake's process: build, start, say where (one JSON line), serve until killed."""
-    sys.path.insert(0, str(REPO))
+def serve(name: str, n: int, workdir: str, latency_ms: int) -> None:
+    """The fake's process: build, prebuild the alerts, start, say where, serve commands."""
     from alertpull.timeutil import format_time, utcnow
+    from bench.fakes import Paced, control, fast_json, prebuilt
 
+    fast_json()
+    adapter = SOURCES[name]
     since = format_time(utcnow() - timedelta(days=60))
-    fake, env_for, source = SOURCES[name].make(n, Path(workdir))
+    fake, env_for, source = adapter.fake(Path(workdir))
+    history = prebuilt(adapter.alerts(n, _start_time(), _step(n)))
+    adapter.install(fake, history)
+    paced = Paced(fake, latency_ms / 1000)
     fake.start()
     print(json.dumps({"url": fake.url, "env": env_for(fake.url), "source": source,
                       "since": since}), flush=True)
-    fake.serve_until_interrupted()
+    control(fake, paced, functools.partial(adapter.install, fake), history, adapter.alerts)
 
 
 def regions_concurrency() -> None:
-    sys.path.insert(0, str(REPO))
     from tests.fakes.aws import REGIONS
 
     fake = FakeProcess([sys.executable, "-m", "tests.fakes.aws", "--findings", str(16 * 200),
@@ -643,23 +729,32 @@ def startup() -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 10_000])
+    parser.add_argument("--sizes", type=int, nargs="+", help="default 10000 100000; "
+                        "--quick: 5000")
     parser.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(SOURCES))
+    parser.add_argument("--latency-ms", type=int, default=50,
+                        help="how long the fake takes to answer each call (default 50)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one small size, no regions or startup run: under ~3 minutes")
+    parser.add_argument("--alertpull-src", help="run the CLI from this checkout's sources")
     parser.add_argument("--skip-regions", action="store_true")
     parser.add_argument("--skip-startup", action="store_true")
     args = parser.parse_args()
+    sizes = sorted(args.sizes or ([5_000] if args.quick else [10_000, 100_000]))
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-    print(f"Alerts spread over the last {SPAN.days} days; rate budgets in the bench config "
-          f"raised to {RAISED:,} so pacing does not dominate. rec B: mean bytes per record "
-          "written by alertpull.")
-    if not args.skip_startup:
+    print(f"Alerts spread over the last {SPAN.days} days; each call answered after "
+          f"{args.latency_ms} ms; rate budgets raised to {RAISED:,}. Columns: wall seconds, "
+          "calls made, minimum calls, CPU seconds per 100k alerts read, peak RSS.")
+    if not (args.skip_startup or args.quick):
         startup()
-    for name in args.sources:
-        bench_source(name, sorted(args.sizes))
-    if not args.skip_regions:
+    with tempfile.TemporaryDirectory() as shadow:
+        src = importable(args.alertpull_src, shadow) if args.alertpull_src else None
+        for name in args.sources:
+            bench_source(name, sizes, args.latency_ms, src)
+    if not (args.skip_regions or args.quick):
         regions_concurrency()
 
 

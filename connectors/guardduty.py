@@ -24,6 +24,7 @@ from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, aws_errors, error_code
 from alertpull.errors import MalformedAlert, SourceError
 from alertpull.paging import PageGuard
+from alertpull.readahead import ReadAhead
 from alertpull.record import Normalized, compact, dig, text, unique_strings
 from alertpull.timeutil import parse_time_or_none, to_epoch_ms
 
@@ -96,13 +97,18 @@ class GuardDutyConnector(Connector):
                               then="; stopped at the findings read so far")
             guard.check(None)
             try:
-                for page in pages:
-                    # A page holds at most PageSize ids; GetFindings' own cap is still
-                    # enforced here rather than trusted to the server's paging.
-                    for ids in _chunks(page["FindingIds"], MAX_PAGE):
-                        yield self._get_findings(client, detector_id, ids, window)
-                    if page.get("NextToken"):
-                        guard.check(page["NextToken"])  # before botocore asks for it
+                # ListFindings of the next page is on the wire while GetFindings of this
+                # one is: a page costs one round trip, not two.
+                with ReadAhead(iter(pages)) as listed:
+                    for page in listed:
+                        # A page holds at most PageSize ids; GetFindings' own cap is still
+                        # enforced here rather than trusted to the server's paging.
+                        for ids in _chunks(page["FindingIds"], MAX_PAGE):
+                            yield self._get_findings(client, detector_id, ids, window)
+                        if page.get("NextToken"):
+                            # The page read ahead with this token is dropped unread if the
+                            # guard stops the window here.
+                            guard.check(page["NextToken"])
             except PaginationError:
                 # botocore stops when GuardDuty hands back the token it was just given
                 # (elastic/integrations#8601); the pages read so far are already yielded.

@@ -5,14 +5,16 @@ created (`updateTime`: status, assignee, `deleted`, `endTime`). A window is ther
 in two passes, both kept inside the window pinned for the run:
 
 1. new alerts: `createTime >= start AND createTime < end`, ordered `create_time asc`;
-2. updates: every alert ordered `update_time desc`, read from the newest down and stopped
-   after the page where updateTime drops below the window's start. This catches alerts
-   created before the window and changed inside it.
+2. updates: the alerts created before the window (`createTime < start`), ordered
+   `update_time desc`, read from the newest down and stopped after the page where
+   updateTime drops below the window's start. This catches alerts created before the
+   window and changed inside it.
 
 A version whose updateTime is at or after the window's end is left for the next run, whose
-window starts there. Pass 2 leaves out the alerts created inside the window: pass 1 read
-them, in the version pass 2 meets (one changed since carries an updateTime past the
-window's end), so nothing is yielded twice and no per-alert memory grows with the window.
+window starts there. Pass 2 asks the server to leave out the alerts created inside the
+window: pass 1 read them, in the version pass 2 would meet (one changed since carries an
+updateTime past the window's end), so nothing is downloaded twice, a first run or backfill
+reads each alert once, and no per-alert memory grows with the window.
 What pass 1 could not see yet (a change visible only late) the next run's overlap reads.
 The changed-at field is updateTime (createTime when absent); the stream is not
 ordered by it, so a run cut short fails instead of committing a partial mark.
@@ -69,6 +71,9 @@ DEFAULT_CUSTOMER = "my_customer"  # the tenant when neither the alert nor config
 CREATED_ASCENDING = "create_time asc"
 CREATED_DESCENDING = "create_time desc"
 UPDATED_DESCENDING = "update_time desc"
+# alerts.list serves at most 1,000 alerts a page, whatever pageSize asks (the reference says
+# only "server may return fewer"); fewer per page only multiplies the round trips.
+MAX_PAGE_SIZE = 1000
 # Google's limits guide: quota errors are 503s; back off exponentially, "wait 5 seconds and
 # retry". 429 and the other transient 5xx get the same treatment.
 RETRY_BASE_SECONDS = 5
@@ -109,7 +114,7 @@ class AlertCenterConnector(Connector):
         "api_endpoint": Option(
             help="Alert Center endpoint override (default https://alertcenter.googleapis.com/)"
         ),
-        "page_size": Option("int", default=100, help="alerts asked for per page"),
+        "page_size": Option("int", default=MAX_PAGE_SIZE, help="alerts asked for per page"),
         "retry_base_seconds": Option(
             "seconds",
             default=RETRY_BASE_SECONDS,
@@ -158,11 +163,10 @@ class AlertCenterConnector(Connector):
                 kept = [alert for alert in page if not _changed_at_or_after(alert, window.end)]
                 if kept:
                     yield kept
-            for page in client.pages(orderBy=UPDATED_DESCENDING):
+            for page in client.pages(filter=created_before(window), orderBy=UPDATED_DESCENDING):
                 updated, passed_start = updated_in(page, window)
-                older = [alert for alert in updated if not _created_inside(alert, window)]
-                if older:
-                    yield older
+                if updated:
+                    yield updated
                 if passed_start:
                     return
 
@@ -478,18 +482,17 @@ def created_in(window: Window) -> str:
     )
 
 
+def created_before(window: Window) -> str:
+    """The alerts.list filter of pass 2: the alerts pass 1 did not read."""
+    return f'createTime < "{format_time(window.start)}"'
+
+
 def changed_at(alert: Any) -> datetime | None:
     """The alert's changed-at: updateTime, or createTime when absent; None if unreadable."""
     if not isinstance(alert, dict):
         return None
     updated = parse_time_or_none(alert.get("updateTime"))
     return updated or parse_time_or_none(alert.get("createTime"))
-
-
-def _created_inside(alert: dict[str, Any], window: Window) -> bool:
-    """Whether pass 1 read this alert (its createTime is inside the window)."""
-    created = parse_time_or_none(alert.get("createTime"))
-    return created is not None and window.start <= created < window.end
 
 
 def _changed_at_or_after(alert: Any, moment: datetime) -> bool:

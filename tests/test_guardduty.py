@@ -6,6 +6,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,26 @@ def test_archived_findings_filtered_or_flagged(fake: AwsFake, include_archived: 
         assert got == [f for f in findings if not f["service"]["archived"]]
     statuses = {conn.normalize(scope(), f).status_raw for f in got}
     assert statuses == ({"archived", "active"} if include_archived else {"active"})
+
+
+def test_list_findings_of_the_next_page_goes_out_while_get_findings_of_this_one_does(
+    fake: AwsFake,
+) -> None:
+    fake.add_detector(REGION, DETECTOR, make_findings(130))
+    next_list = threading.Event()
+    fake.inject(lambda r: r.path == LIST_PATH and "nextToken" in r.json(),
+                Fault(before=next_list.set))
+    # The first GetFindings is answered only once the second ListFindings has arrived: in
+    # that order the two are on the wire together (bounded so a regression fails, not hangs).
+    overlapped: list[bool] = []
+    fake.inject(on("POST", GET_PATH), Fault(before=lambda: overlapped.append(
+        next_list.wait(timeout=30))))
+
+    pages = pull(connector())
+
+    assert overlapped == [True]
+    assert flat(pages) == make_findings(130)[10:120]
+    assert len(sent(fake, LIST_PATH)) == len(sent(fake, GET_PATH)) == 3
 
 
 def test_repeated_page_token_stops_the_window_after_yielding_each_finding_once(

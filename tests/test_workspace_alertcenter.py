@@ -163,18 +163,31 @@ def test_new_alerts_are_paged_in_creation_order_inside_the_window(
     new = queries(world.fake, "create_time asc")
     assert new[0] == {
         "customerId": CUSTOMER_ID,
-        "pageSize": "100",
+        "pageSize": "1000",
         "alt": "json",
         "orderBy": "create_time asc",
         "filter": 'createTime >= "2026-03-01T03:20:00.000Z" AND '
         'createTime < "2026-03-01T04:10:00.000Z"',
     }
-    # Pass 2 reads newest first and stops after the page that reaches below the window:
-    # alerts 299..250, 249..200, 199..150, not the three older pages.
+    # Pass 2 reads the alerts created before the window (updateTime cannot be filtered
+    # on), newest first, and stops after the page that reaches below the window: alerts
+    # 199..150 only, not the three older pages.
     updates = queries(world.fake, "update_time desc")
-    assert len(updates) == 3
-    assert all("filter" not in q for q in updates)  # updateTime cannot be filtered on
-    assert "pageToken" not in updates[0] and all(q["pageToken"] for q in updates[1:])
+    assert [q["filter"] for q in updates] == ['createTime < "2026-03-01T03:20:00.000Z"']
+
+
+def test_a_first_run_reads_each_alert_once(world: AlertCenterWorld) -> None:
+    # A first run or backfill: every alert was created inside the window, so the changes
+    # pass has nothing to download that the created pass did not already read.
+    alerts = make_alerts(120)
+    world.fake.alerts.extend(alerts)
+
+    got = flat(pull(connector(world), minutes(0, 120)))
+
+    assert ids(got) == ids(alerts)
+    assert len(queries(world.fake, "create_time asc")) == 3  # 50 a page (the fake's max)
+    # One call that lists nothing, where an unfiltered changes pass would page all 120 again.
+    assert len(queries(world.fake, "update_time desc")) == 1
 
 
 def test_next_page_tokens_are_followed_with_the_same_query(world: AlertCenterWorld) -> None:
