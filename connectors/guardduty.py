@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
@@ -99,16 +99,12 @@ class GuardDutyConnector(Connector):
             try:
                 # ListFindings of the next page is on the wire while GetFindings of this
                 # one is: a page costs one round trip, not two.
-                with ReadAhead(iter(pages)) as listed:
+                with ReadAhead(_guarded(pages, guard)) as listed:
                     for page in listed:
                         # A page holds at most PageSize ids; GetFindings' own cap is still
                         # enforced here rather than trusted to the server's paging.
                         for ids in _chunks(page["FindingIds"], MAX_PAGE):
                             yield self._get_findings(client, detector_id, ids, window)
-                        if page.get("NextToken"):
-                            # The page read ahead with this token is dropped unread if the
-                            # guard stops the window here.
-                            guard.check(page["NextToken"])
             except PaginationError:
                 # botocore stops when GuardDuty hands back the token it was just given
                 # (elastic/integrations#8601); the pages read so far are already yielded.
@@ -236,6 +232,15 @@ def describe_error(err: Exception, region: str | None, detector_id: str | None) 
 
 
 # -- fetch helpers -------------------------------------------------------------------------
+
+
+def _guarded(pages: Iterable[dict[str, Any]], guard: PageGuard) -> Iterator[dict[str, Any]]:
+    """ListFindings pages, each next token checked by the guard before botocore asks for
+    the page it names (also when the pages are read ahead)."""
+    for page in pages:
+        yield page
+        if page.get("NextToken"):
+            guard.check(page["NextToken"])
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
