@@ -199,6 +199,66 @@ with open(os.environ["BENCH_OUT"], "ab") as sink:
 '''
 
 
+# CrowdStrike: the client-credentials token call is part of the measured floor (one POST).
+FLOOR_CROWDSTRIKE = r'''
+import os, requests
+url = os.environ["BENCH_URL"]
+session = requests.Session()
+token = session.post(url + "/oauth2/token", data={
+    "client_id": os.environ["BENCH_ID"],
+    "client_secret": os.environ["BENCH_SECRET"]}).json()["access_token"]
+session.headers["Authorization"] = "Bearer " + token
+body = {"filter": f"updated_timestamp:>='{os.environ['BENCH_SINCE']}'",
+        "sort": "updated_timestamp|asc", "limit": 1000}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.post(url + "/alerts/combined/alerts/v1", json=body)
+        emit(sink, response.content)
+        after = response.json()["meta"]["pagination"].get("after")
+        if not after:
+            break
+        body = {**body, "after": after}
+'''
+
+FLOOR_SENTINELONE = r'''
+import os, requests
+session = requests.Session()
+session.headers["Authorization"] = "ApiToken " + os.environ["BENCH_TOKEN"]
+params = {"updatedAt__gte": os.environ["BENCH_SINCE"], "sortBy": "updatedAt",
+          "sortOrder": "asc", "limit": 1000}
+with open(os.environ["BENCH_OUT"], "ab") as sink:
+    while True:
+        response = session.get(os.environ["BENCH_URL"] + "/web/api/v2.1/threats", params=params)
+        emit(sink, response.content)
+        cursor = response.json()["pagination"]["nextCursor"]
+        if not cursor:
+            break
+        params = {**params, "cursor": cursor}
+'''
+
+# Canary pages by updated_id, not time: the floor keeps max_updated_id next to its output
+# (one watermark per floor kind), so its tick reads only the changes, as any puller's would.
+FLOOR_CANARY = r'''
+import os, requests
+token, out = os.environ["BENCH_TOKEN"], os.environ["BENCH_OUT"]
+mark = out + ".position"
+since = open(mark).read() if os.path.exists(mark) else "0"
+session = requests.Session()
+params = {"auth_token": token, "incidents_since": since, "limit": 500}
+with open(out, "ab") as sink:
+    while True:
+        response = session.get(os.environ["BENCH_URL"] + "/api/v1/incidents/all", params=params)
+        emit(sink, response.content)
+        page = response.json()
+        since = str(page.get("max_updated_id", since))
+        if not page["cursor"]["next"]:
+            break
+        params = {"auth_token": token, "cursor": page["cursor"]["next"]}
+with open(mark, "w") as kept:
+    kept.write(since)
+'''
+
+
 # -- one adapter per source type -------------------------------------------------------------
 
 
@@ -407,6 +467,63 @@ def kandji_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
 
     return Generated(lambda i: make_audit_event(i, base + i * step), n, "occurred_at")
 
+# The declarative recipes' fakes filter and sort whatever sequence they hold on every call;
+# a Generated one gets the prebuilt page cache (bench/fakes.py) like the others.
+
+
+def crowdstrike_fake(workdir: Path) -> FakeSetup:
+    from tests.fakes.crowdstrike import CrowdStrikeFake
+
+    fake = CrowdStrikeFake()
+    return fake, lambda url: {"BENCH_ID": fake.client_id, "BENCH_SECRET": fake.client_secret}, {
+        "type": "crowdstrike", "base_url": "${BENCH_URL}", "client_id": "${BENCH_ID}",
+        "client_secret": "${BENCH_SECRET}"}
+
+
+def crowdstrike_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.crowdstrike import make_alert
+    from tests.fakes.generated import Generated
+
+    return Generated(lambda i: make_alert(i, base + i * step), n, "updated_timestamp")
+
+
+def sentinelone_fake(workdir: Path) -> FakeSetup:
+    from tests.fakes.sentinelone import SentinelOneFake
+
+    fake = SentinelOneFake()
+    return fake, lambda url: {"BENCH_TOKEN": fake.token}, {
+        "type": "sentinelone", "base_url": "${BENCH_URL}", "api_token": "${BENCH_TOKEN}"}
+
+
+def sentinelone_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.generated import Generated
+    from tests.fakes.sentinelone import make_threat
+
+    return Generated(lambda i: make_threat(i, base + i * step), n, "threatInfo.updatedAt")
+
+
+def canary_fake(workdir: Path) -> FakeSetup:
+    from tests.fakes.canary import CanaryFake
+
+    fake = CanaryFake()
+    return fake, lambda url: {"BENCH_TOKEN": fake.auth_token}, {
+        "type": "thinkst_canary", "base_url": "${BENCH_URL}", "auth_token": "${BENCH_TOKEN}"}
+
+
+def canary_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
+    from tests.fakes.canary import CanaryFake
+    from tests.fakes.generated import Generated
+
+    maker = CanaryFake()  # never started: only its incident shape is used
+
+    def incident(i: int) -> dict[str, Any]:
+        made = maker.make(i, base + i * step, kind=i)
+        made["updated_id"] = i + 1  # the console's counter: incident i was its (i+1)th change
+        return made
+
+    return Generated(incident, n, "updated_time")
+
+
 
 def google_token(env: dict[str, str], scope: str, subject: str | None = None) -> str:
     """A bearer token from the fake's OAuth endpoint (JWT-bearer grant of the key file)."""
@@ -450,6 +567,18 @@ SOURCES: dict[str, Source] = {
     "kandji": Source("Kandji audit events (stream audit_events)", kandji_fake, kandji_alerts,
                      _setter("audit_events"), FLOOR_KANDJI, "results", max_page=500,
                      raised="requests_per_hour"),
+    # The recipes' rate budgets are in their specs (no option raises them); CrowdStrike's
+    # 5,000 a minute is far above a serial run's pace.
+    "crowdstrike": Source("CrowdStrike Falcon alerts (recipe)", crowdstrike_fake,
+                          crowdstrike_alerts, _setter("alerts"), FLOOR_CROWDSTRIKE,
+                          "resources", max_page=1000, auth_calls=1,
+                          raised="none: the spec's 5,000 a minute"),
+    "sentinelone": Source("SentinelOne threats (recipe)", sentinelone_fake, sentinelone_alerts,
+                          _setter("threats"), FLOOR_SENTINELONE, "data", max_page=1000),
+    # Canary documents no maximum `limit`: the minimum counts at the recipe's 500.
+    "thinkst_canary": Source("Thinkst Canary incidents (recipe, position cursor)", canary_fake,
+                             canary_alerts, _setter("incidents"), FLOOR_CANARY, "incidents",
+                             max_page=500),
 }
 
 
