@@ -39,18 +39,43 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 BACKOFF_MAX = 30.0  # seconds between two calls made again by called_again_on
 THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
 THROTTLE_BACKOFF_MAX = 60.0
+UNIX_TIME_FLOOR = 1_000_000_000  # a "retry after" this large is a Unix time (2001-09-09 on)
 _Answer = TypeVar("_Answer")
 
 
 class CappedRetry(Retry):
     """urllib3 Retry whose Retry-After wait is capped, so a server cannot stall a run, and
     which retries only the statuses it was given (urllib3 also retries any 413/429/503
-    carrying Retry-After, which would bypass a caller that paces its own 429 retries)."""
+    carrying Retry-After, which would bypass a caller that paces its own 429 retries).
+
+    `retry_after_headers` are a vendor's own names for Retry-After (CrowdStrike's
+    X-RateLimit-RetryAfter), read when Retry-After is absent. A value is seconds to wait, an
+    HTTP date, or — when it is a number too large to be a wait — the Unix time to retry at.
+    """
 
     max_retry_after: float = 120.0
+    retry_after_headers: tuple[str, ...] = ()
+
+    def new(self, **kw: Any) -> CappedRetry:
+        # urllib3 rebuilds the Retry after every attempt from its own parameters only.
+        retry = super().new(**kw)
+        retry.retry_after_headers = self.retry_after_headers
+        return retry
+
+    def get_retry_after(self, response: Any) -> float | None:
+        for name in ("Retry-After", *self.retry_after_headers):
+            value = response.headers.get(name)
+            if value is not None:
+                return self.parse_retry_after(value)
+        return None
 
     def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.max_retry_after)
+        text = retry_after.strip()
+        if text.isdigit() and int(text) > UNIX_TIME_FLOOR:
+            wait = max(0.0, int(text) - time.time())
+        else:
+            wait = super().parse_retry_after(text)
+        return min(wait, self.max_retry_after)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if self.status_forcelist is not None and status_code not in self.status_forcelist:
@@ -85,11 +110,12 @@ def make_session(
     backoff_max: float = 60.0,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     statuses: tuple[int, ...] = RETRY_STATUSES,
+    retry_after_headers: tuple[str, ...] = (),
 ) -> requests.Session:
     """A requests Session with alertpull's timeout and retry policy mounted.
 
     Proxies (HTTPS_PROXY/NO_PROXY) and CA bundles (REQUESTS_CA_BUNDLE) come from the
-    environment, as requests always does.
+    environment, as requests always does. `retry_after_headers`: see CappedRetry.
     """
     retry = CappedRetry(
         total=retries,
@@ -105,6 +131,7 @@ def make_session(
         respect_retry_after_header=True,
         raise_on_status=False,  # hand the last response to the connector to explain
     )
+    retry.retry_after_headers = retry_after_headers
     session = TimeoutSession(timeout, body_retries=min(retries, 2), backoff=backoff)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("https://", adapter)

@@ -4,6 +4,7 @@ through the installed CLI as cron runs it."""
 from __future__ import annotations
 
 import json
+import time
 
 from alertpull.timeutil import parse_time
 from tests.fakes.crowdstrike import ALERTS_PATH, TOKEN_PATH, demo_replay, make_alert, touch
@@ -109,13 +110,16 @@ def test_a_missing_scope_names_it(falcon: RecipeWorld) -> None:
 
 def test_rate_limits_and_server_errors_are_retried(falcon: RecipeWorld) -> None:
     populate(falcon, 10)
+    # Falcon's 429 names the Unix time to retry at in its own header, with no Retry-After.
+    retry_at = int(time.time()) + 3
     falcon.fake.inject(ALERTS, Fault(response=Response.json(
         {"errors": [{"code": 429, "message": "API rate limit exceeded."}]}, 429,
-        {"X-RateLimit-RetryAfter": "1", "Retry-After": "0"})))
+        {"X-RateLimit-RetryAfter": str(retry_at)})))
     falcon.fake.inject(ALERTS, Fault(response=Response(503, b"")))
     result = falcon.fetch()
     assert result.returncode == 0, result.stderr
     assert len(falcon.records()) == 10 and falcon.fake.pending_faults == 0
+    assert time.time() >= retry_at  # the retry waited for the time Falcon named
 
 
 def test_no_secret_in_output_state_or_logs(falcon: RecipeWorld) -> None:

@@ -69,6 +69,22 @@ def test_a_huge_retry_after_is_capped() -> None:
     assert CappedRetry().parse_retry_after("86400") == CappedRetry.max_retry_after
 
 
+def test_a_retry_after_that_is_a_unix_time_waits_until_then() -> None:
+    in_30s = str(int(time.time()) + 30)
+    assert 28 <= CappedRetry().parse_retry_after(in_30s) <= 30
+    assert CappedRetry().parse_retry_after(str(int(time.time()) - 5)) == 0  # already past
+
+
+def test_a_vendors_own_retry_after_header_is_honoured(fake: OkFake) -> None:
+    # CrowdStrike answers a 429 with X-RateLimit-RetryAfter: the Unix time to retry at.
+    retry_at = int(time.time()) + 2
+    fake.inject(on("GET"), status(429, **{"X-RateLimit-RetryAfter": str(retry_at)}), times=2)
+    session = make_session(backoff=0.01, retry_after_headers=("X-RateLimit-RetryAfter",))
+    response = session.get(fake.url + "/alerts")
+    assert response.json() == {"ok": True} and len(fake.requests) == 3
+    assert time.time() >= retry_at  # both retries waited for the time the vendor named
+
+
 def test_rate_budget_spaces_calls_evenly() -> None:
     budget = RateBudget(calls=10, period=1.0)
     started = time.monotonic()

@@ -118,8 +118,10 @@ class RestConnector(Connector):
                 revealed[name] = value.reveal()
                 self._remember(value.reveal())
         seconds = settings["timeout_seconds"]
+        vendor_retry_after = (spec.retry_after_header,) if spec.retry_after_header else ()
         self._http = make_session(retries=settings["max_retries"],
-                                  timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds))
+                                  timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds),
+                                  retry_after_headers=vendor_retry_after)
         self._auth = Authenticator(spec.auth, revealed, self._http, self.base_url,
                                    spec.vendor, self._remember)
         self._budget = (RateBudget.shared(f"rest:{self.type_name}:{self.base_url}", *spec.rate)

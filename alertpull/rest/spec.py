@@ -127,6 +127,8 @@ class Spec:
     # that a touch-only update arriving days later is still recognised (None: no longer).
     version_memory: timedelta | None = None
     rate: tuple[int, float] | None = None  # calls per seconds
+    # The vendor's own name for Retry-After on a 429 (seconds, an HTTP date or a Unix time).
+    retry_after_header: str | None = None
     retention: timedelta | None = None
     overlap: timedelta = timedelta(hours=1)
     ordered: bool = False
@@ -301,10 +303,11 @@ def parse_spec(data: Any, source: str) -> Spec:
         top.fail("time_format", f"{time_format!r} is not a time format; use one of "
                  f"{', '.join(TIME_FORMATS)} or a strftime pattern such as %Y-%m-%dT%H:%M:%SZ")
     rate_block = top.block("rate")
-    rate = None
+    rate, retry_after_header = None, None
     if rate_block:
         rate = (rate_block.get("calls", int, required=True),
                 float(rate_block.get("per_seconds", (int, float), required=True)))
+        retry_after_header = rate_block.get("retry_after_header", str)
         rate_block.done()
         if rate[0] < 1 or rate[1] <= 0:
             top.fail("rate", "calls and per_seconds must be positive")
@@ -333,6 +336,7 @@ def parse_spec(data: Any, source: str) -> Spec:
         version_ignores=tuple(_strings(top, "version_ignores")),
         version_memory=_duration(top, "version_memory"),
         rate=rate,
+        retry_after_header=retry_after_header,
         retention=_duration(top, "retention"),
         overlap=_duration(top, "overlap") or timedelta(hours=1),
         ordered=top.get("ordered", bool, False),
