@@ -311,11 +311,18 @@ def error_body(voice: ErrorVoice, response: requests.Response) -> tuple[str, str
         body = response.json()
     except ValueError:
         body = None
+    return error_fields(voice, body, response.status_code, error_text(response))
+
+
+def error_fields(voice: ErrorVoice, body: Any, status: int, otherwise: str) -> tuple[str, str]:
+    """(code, message) of a decoded error body, for an answer an SDK has already read
+    (googleapiclient's HttpError); `otherwise` is the message when the body is not the
+    vendor's JSON object."""
     if not isinstance(body, dict):
-        return "", one_line(error_text(response))
+        return "", one_line(otherwise)
     message = str(jmespath.search(voice.message_path, body) or "")
     if voice.code_path is None:
-        code = str(response.status_code) if message else ""
+        code = str(status) if message else ""
     else:
         code = str(jmespath.search(voice.code_path, body) or "")
     return code, one_line(message)

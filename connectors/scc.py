@@ -47,8 +47,9 @@ from alertpull.connector import (
     Vendor,
     Window,
 )
+from alertpull.connectors.google import GOOGLE_ERROR_BODY
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
-from alertpull.http import RateBudget, error_text
+from alertpull.http import RateBudget, error_body
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
@@ -580,13 +581,11 @@ def _describe_auth_error(err: Exception, where: _Where) -> str:
 def _status_and_message(err: Any) -> tuple[str, str]:
     """The `status` and `message` of Google's JSON error body (the exception's own message
     also carries the request URL)."""
-    try:
-        error = err.response.json()["error"]
-        return str(error.get("status", "")), one_line(str(error.get("message", "")))
-    except (AttributeError, KeyError, TypeError, ValueError):
-        # Not Google's JSON: a proxy's or load balancer's page says no more than its status.
-        response = getattr(err, "response", None)
-        return "", one_line(error_text(response) if response is not None else str(err.message))
+    response = getattr(err, "response", None)
+    if response is None:
+        return "", one_line(str(err.message))
+    # Not Google's JSON: a proxy's or load balancer's page says no more than its status.
+    return error_body(GOOGLE_ERROR_BODY, response)
 
 
 # -- normalization -------------------------------------------------------------------------

@@ -57,8 +57,9 @@ from alertpull.connector import (
     Window,
     max_retries_option,
 )
+from alertpull.connectors.google import GOOGLE_ERROR_BODY
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
-from alertpull.http import UnreadableAnswer
+from alertpull.http import UnreadableAnswer, error_fields
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
 from alertpull.record import Normalized, dig, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
@@ -462,13 +463,13 @@ def _transient_reason(err: Exception) -> str | None:
 
 def _google_error(err: Any) -> tuple[int, str, str]:
     """(HTTP code, Google status, one-line message) of an HttpError."""
-    status = ""
     try:
-        body = json.loads(err.content)["error"]
-        status = str(body.get("status") or "")
-    except (ValueError, KeyError, TypeError):
-        pass
-    return int(err.status_code), status, one_line(str(err.reason or ""))
+        body = json.loads(err.content)
+    except ValueError:  # also UnicodeDecodeError
+        body = None
+    reason = str(err.reason or "")
+    status, message = error_fields(GOOGLE_ERROR_BODY, body, int(err.status_code), reason)
+    return int(err.status_code), status, message or one_line(reason)
 
 
 # -- the two passes ---------------------------------------------------------------------------
