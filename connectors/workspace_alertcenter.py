@@ -66,6 +66,8 @@ from alertpull.timeutil import format_time, parse_time_or_none
 from alertpull.validate import endpoint_url, key_file
 
 SCOPE = "https://www.googleapis.com/auth/apps.alerts"
+KEY_FIX = ("point it at the JSON key of a service account with domain-wide delegation (Alert "
+           f"Center accepts no other credentials: user OAuth cannot be granted {SCOPE})")
 DELEGATION_PATH = "Admin console > Security > API controls > Domain-wide delegation"
 DEFAULT_API_ROOT = "https://alertcenter.googleapis.com/"
 DEFAULT_CUSTOMER = "my_customer"  # the tenant when neither the alert nor config names one
@@ -135,9 +137,7 @@ class AlertCenterConnector(Connector):
     @classmethod
     def check_settings(cls, where: str, settings: Mapping[str, Any]) -> None:
         key_file(settings["credentials_file"], f"{where}.credentials_file",
-                 types=("service_account",),
-                 fix="point it at the JSON key of a service account with domain-wide "
-                 "delegation (Alert Center accepts no other credentials)")
+                 types=("service_account",), fix=KEY_FIX)
         if "@" not in settings["subject"]:
             raise ConfigError(f"{where}.subject: {settings['subject']!r} is not an email "
                               "address; use the admin the service account acts as, e.g. "
@@ -415,25 +415,12 @@ def _json_object(body: Any) -> dict[str, Any]:
 
 
 def read_key_file(path: str) -> dict[str, Any]:
-    """The service-account key's JSON; its content never appears in an error."""
+    """The service-account key's JSON, read again when the source is pulled (the file may
+    have changed since the config was loaded); its content never appears in an error."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            info = json.load(handle)
-    except OSError as err:
-        raise SourceError(
-            f"cannot read credentials_file {path}: {err.strerror}; fix the path or permissions"
-        ) from None
-    except ValueError:
-        raise SourceError(
-            f"credentials_file {path} is not JSON; use the service account's JSON key"
-        ) from None
-    if not isinstance(info, dict) or info.get("type") != "service_account":
-        kind = info.get("type") if isinstance(info, dict) else None
-        raise SourceError(
-            f"credentials_file {path} is not a service-account key (type {kind!r}); Alert "
-            "Center needs a service account with domain-wide delegation, user OAuth cannot "
-            f"be granted {SCOPE}"
-        ) from None
+        info = key_file(path, "credentials_file", types=("service_account",), fix=KEY_FIX)
+    except ConfigError as err:
+        raise SourceError(str(err)) from None
     if not info.get("token_uri"):
         raise SourceError(
             f"credentials_file {path} has no token_uri; download a new JSON key"

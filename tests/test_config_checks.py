@@ -93,7 +93,8 @@ def test_a_workspace_key_file_that_is_not_a_service_account_key_is_named(tmp_pat
     assert one_error_line(run_cli("-c", str(config), "check")) == (
         f"sources.ws.credentials_file: {path} is not a service_account key (its type is "
         "'authorized_user'); point it at the JSON key of a service account with domain-wide "
-        "delegation (Alert Center accepts no other credentials)")
+        "delegation (Alert Center accepts no other credentials: user OAuth cannot be granted "
+        "https://www.googleapis.com/auth/apps.alerts)")
 
 
 def test_a_usable_key_file_passes_the_load_and_fails_only_at_the_unreachable_vendor(

@@ -556,13 +556,15 @@ def test_another_customer_is_permission_denied(world: AlertCenterWorld) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (None, "cannot read credentials_file {path}: No such file or directory; fix the path"),
-        ("{not json", "credentials_file {path} is not JSON; use the service account's JSON key"),
+        (None, "credentials_file: {path} does not exist; point it at the JSON key of a "
+               "service account with domain-wide delegation"),
+        ("{not json", "credentials_file: {path} is not JSON; point it at the JSON key"),
         (
             '{"type": "authorized_user", "client_id": "x", "refresh_token": "y"}',
-            "credentials_file {path} is not a service-account key (type 'authorized_user'); "
-            "Alert Center needs a service account with domain-wide delegation, user OAuth "
-            "cannot be granted https://www.googleapis.com/auth/apps.alerts",
+            "credentials_file: {path} is not a service_account key (its type is "
+            "'authorized_user'); point it at the JSON key of a service account with "
+            "domain-wide delegation (Alert Center accepts no other credentials: user OAuth "
+            "cannot be granted https://www.googleapis.com/auth/apps.alerts)",
         ),
         (
             '{"type": "service_account", "token_uri": "https://oauth2.googleapis.com/token"}',
