@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pty
@@ -106,18 +105,6 @@ def test_stdout_sink_prints_records_and_keeps_logs_on_stderr(aws: AwsWorld) -> N
     lines = check_records([json.loads(line) for line in result.stdout.splitlines()])
     assert len(lines) == 5 and all(r["source"] == "aws" for r in lines)
     assert aws.fetch().stdout == ""  # the cursor moved: nothing printed twice
-
-
-def test_a_held_lock_exits_75_and_touches_nothing(aws: AwsWorld) -> None:
-    aws.add(5, first=0, base_time=hours_ago(2))
-    aws.state.mkdir()
-    with open(aws.state / "aws.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = aws.fetch()
-    assert result.returncode == 75
-    assert "locked by another run" in result.stderr
-    assert aws.records() == [] and not (aws.state / "aws.json").exists()
-    assert aws.fake.requests == []
 
 
 def test_one_failing_source_does_not_stop_the_others(aws: AwsWorld) -> None:
