@@ -53,6 +53,17 @@ def max_retries_option(default: int) -> Option:
     )
 
 
+def retry_base_option(default: float) -> Option:
+    """`retry_base_seconds`, declared beside max_retries by every connector whose backoff
+    it sets (urllib3's, the engine's unreadable-answer and 429 loops, api-core's): `default`
+    is the wait its retry mechanism used before the option existed."""
+    return Option(
+        "seconds", default=default,
+        help="first backed-off wait of a retried call, doubled on each retry after it "
+        "(plus jitter); fractions allowed",
+    )
+
+
 class Secret:
     """A secret config value: its repr and str never reveal it."""
 

@@ -37,7 +37,8 @@ DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 DEFAULT_RETRIES = 6  # per call, after its first attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 BACKOFF_MAX = 30.0  # seconds between two calls made again by called_again_on
-THROTTLE_BACKOFF = 1.0  # seconds before the first retry of a 429 without Retry-After
+RETRY_BASE_SECONDS = 1.0  # the first backed-off wait of a retried call, doubled after each
+THROTTLE_BACKOFF = RETRY_BASE_SECONDS  # before the first retry of a 429 without Retry-After
 THROTTLE_BACKOFF_MAX = 60.0
 UNIX_TIME_FLOOR = 1_000_000_000  # a "retry after" this large is a Unix time (2001-09-09 on)
 _Answer = TypeVar("_Answer")
@@ -106,7 +107,7 @@ class TimeoutSession(requests.Session):
 def make_session(
     *,
     retries: int = DEFAULT_RETRIES,
-    backoff: float = 1.0,
+    backoff: float = RETRY_BASE_SECONDS,
     backoff_max: float = 60.0,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     statuses: tuple[int, ...] = RETRY_STATUSES,
@@ -167,7 +168,7 @@ def called_again_on(error: type[Exception], call: Callable[[], _Answer], retries
 
 
 def asked_again_if_unreadable(ask: Callable[[], _Answer], retries: int,
-                              backoff: float = 1.0) -> _Answer:
+                              backoff: float = RETRY_BASE_SECONDS) -> _Answer:
     """ask() again while its answer is unreadable (see called_again_on); the last
     UnreadableAnswer says how many retries were made."""
     try:
@@ -217,17 +218,19 @@ class RateBudget:
 # -- 429s paced by a budget --------------------------------------------------------------------
 
 
-def throttle_wait(response: requests.Response, attempt: int) -> float:
+def throttle_wait(response: requests.Response, attempt: int,
+                  base: float = THROTTLE_BACKOFF) -> float:
     """Retry-After when the vendor sends it (capped), else exponential backoff with jitter."""
     retry_after = response.headers.get("Retry-After", "").strip()
     if retry_after.isdigit():
         return min(float(retry_after), CappedRetry.max_retry_after)
-    backoff = min(THROTTLE_BACKOFF * 2**attempt, THROTTLE_BACKOFF_MAX)
-    return backoff + random.uniform(0, THROTTLE_BACKOFF / 2)
+    backoff = min(base * 2**attempt, THROTTLE_BACKOFF_MAX)
+    return backoff + random.uniform(0, base / 2)
 
 
 def retried_in_budget(send: Callable[[], requests.Response], budget: RateBudget, retries: int,
-                      on_throttle: Callable[[float], None]) -> requests.Response:
+                      on_throttle: Callable[[float], None],
+                      backoff: float = THROTTLE_BACKOFF) -> requests.Response:
     """send() within `budget`, retrying its 429s here rather than in urllib3 (whose session
     must then leave 429 out of its statuses): a retry waits its turn in the budget like any
     call, and a vendor whose 429 carries no Retry-After (Graph's Identity Protection) would
@@ -238,7 +241,7 @@ def retried_in_budget(send: Callable[[], requests.Response], budget: RateBudget,
         response = send()
         if response.status_code != 429 or attempt == retries:
             return response
-        wait = throttle_wait(response, attempt)
+        wait = throttle_wait(response, attempt, backoff)
         on_throttle(wait)
         time.sleep(wait)
         attempt += 1

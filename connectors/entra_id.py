@@ -140,8 +140,7 @@ class EntraIdConnector(Connector):
             name: Endpoint(stream.path, stream.permission, self._budget(name), stream.headers)
             for name, stream in STREAMS.items()
         }
-        self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"], settings["max_pages"])
+        self.graph = GraphClient(self.app, log, settings)
 
     # -- the connector contract ----------------------------------------------------------
 

@@ -192,8 +192,7 @@ class IntuneConnector(Connector):
             AUDIT_EVENTS: Endpoint(AUDIT_PATH, PERMISSIONS[AUDIT_EVENTS], budget),
             DEVICE_POSTURE: Endpoint(DEVICES_PATH, PERMISSIONS[DEVICE_POSTURE], budget),
         }
-        self.graph = GraphClient(self.app, log, settings["timeout_seconds"],
-                                 settings["max_retries"], settings["max_pages"])
+        self.graph = GraphClient(self.app, log, settings)
 
     # -- the connector contract ----------------------------------------------------------
 

@@ -44,11 +44,13 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+    retry_base_option,
 )
 from alertpull.errors import ConfigError, MalformedAlert, SourceError
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    RETRY_BASE_SECONDS,
     ErrorVoice,
     RateBudget,
     UnreadableAnswer,
@@ -169,6 +171,7 @@ class KandjiConnector(Connector):
             "seconds", default=60, help="seconds to wait for a vendor's answer (connect and read)"
         ),
         "max_retries": max_retries_option(DEFAULT_RETRIES),
+        "retry_base_seconds": retry_base_option(RETRY_BASE_SECONDS),
         "max_pages": MAX_PAGES_OPTION,
     }
 
@@ -185,6 +188,7 @@ class KandjiConnector(Connector):
         seconds = settings["timeout_seconds"]
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
         self._http = make_session(retries=settings["max_retries"],
+                                  backoff=settings["retry_base_seconds"],
                                   timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds))
         # Shared by every source and scope of this process on the same tenant.
         self._budget = RateBudget.shared(f"kandji:{self.base_url}",
@@ -280,7 +284,8 @@ class KandjiConnector(Connector):
         """One paced, authenticated GET (retried by the session, and asked again while its
         body is not JSON): the answer and the JSON page it holds."""
         return asked_again_if_unreadable(lambda: self._answer_once(stream, params),
-                                         self.settings["max_retries"])
+                                         self.settings["max_retries"],
+                                         self.settings["retry_base_seconds"])
 
     def _answer_once(self, stream: Endpoint,
                      params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:

@@ -19,8 +19,7 @@ One implementation, for every Graph source, of:
 A connector uses it as:
 
     app = GraphApp.from_settings(source_name, settings)     # settings include GRAPH_OPTIONS
-    graph = GraphClient(app, log, settings["timeout_seconds"], settings["max_retries"],
-                        settings["max_pages"])
+    graph = GraphClient(app, log, settings)
     devices = Endpoint("/v1.0/deviceManagement/managedDevices",
                        "DeviceManagementManagedDevices.Read.All",
                        RateBudget.shared(f"msgraph-intune:{app.tenant_id}", 100, 20.0))
@@ -41,11 +40,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from alertpull.connector import Option, Secret, max_retries_option
+from alertpull.connector import Option, Secret, max_retries_option, retry_base_option
 from alertpull.errors import ConfigError, SourceError, one_line
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    RETRY_BASE_SECONDS,
     RETRY_STATUSES,
     ErrorVoice,
     RateBudget,
@@ -94,6 +94,7 @@ GRAPH_OPTIONS: dict[str, Option] = {
     ),
     # Bounds both retry loops of a call: GraphClient's own for 429s, urllib3's for the rest.
     "max_retries": max_retries_option(DEFAULT_RETRIES),
+    "retry_base_seconds": retry_base_option(RETRY_BASE_SECONDS),
     "max_pages": MAX_PAGES_OPTION,
 }
 
@@ -236,17 +237,20 @@ class GraphClient:
     """Authenticated, paced, paged GETs on Graph. Shared by the threads of one run."""
 
     def __init__(self, app: GraphApp, log: logging.Logger | logging.LoggerAdapter[Any],
-                 timeout_seconds: float, max_retries: int, max_pages: int) -> None:
+                 settings: Mapping[str, Any]) -> None:
+        """`settings`: the source's, GRAPH_OPTIONS among them."""
         self.app = app
         self.log = log
-        self.max_retries = max_retries
-        self.max_pages = max_pages
+        self.max_retries = max_retries = settings["max_retries"]
+        self.backoff = backoff = settings["retry_base_seconds"]
+        self.max_pages = settings["max_pages"]
         # (connect, read): the engine's connect timeout unless timeout_seconds is shorter.
-        timeout = (min(DEFAULT_TIMEOUT[0], timeout_seconds), timeout_seconds)
+        seconds = settings["timeout_seconds"]
+        timeout = (min(DEFAULT_TIMEOUT[0], seconds), seconds)
         # MSAL's calls: the engine's policy, 429s included.
-        self._auth_http = make_session(retries=max_retries, timeout=timeout)
-        self._graph_http = make_session(retries=max_retries, statuses=SERVER_ERRORS,
-                                        timeout=timeout)
+        self._auth_http = make_session(retries=max_retries, backoff=backoff, timeout=timeout)
+        self._graph_http = make_session(retries=max_retries, backoff=backoff,
+                                        statuses=SERVER_ERRORS, timeout=timeout)
         self._lock = threading.Lock()
         self._msal: Any = None
         self._token: str | None = None
@@ -278,7 +282,7 @@ class GraphClient:
         """One GET's answer and JSON object, asked again while its body is not JSON."""
         self._check_own_host(url, endpoint)
         return asked_again_if_unreadable(lambda: self._get_once(endpoint, url),
-                                         self.max_retries)
+                                         self.max_retries, self.backoff)
 
     def _get_once(self, endpoint: Endpoint,
                   url: str) -> tuple[requests.Response, dict[str, Any]]:
@@ -314,7 +318,8 @@ class GraphClient:
         def throttled(wait: float) -> None:
             self.log.info("Graph throttled GET %s (429); retrying in %.1fs", endpoint.path, wait)
 
-        return retried_in_budget(get, endpoint.budget, self.max_retries, throttled)
+        return retried_in_budget(get, endpoint.budget, self.max_retries, throttled,
+                                 self.backoff)
 
     def _check_own_host(self, url: str, endpoint: Endpoint) -> None:
         """Never send the token anywhere but graph_endpoint."""

@@ -46,6 +46,7 @@ from alertpull.connector import (
     Stream,
     Vendor,
     Window,
+    retry_base_option,
 )
 from alertpull.connectors.google import GOOGLE_ERROR_BODY
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
@@ -66,7 +67,7 @@ LANDMARKS = Landmarks(id=("finding.canonicalName", "finding.name"), title=("find
                       created=("finding.createTime",), updated=("finding.eventTime",))
 RESULTS = "listFindingsResults"  # a ListFindingsResponse's items
 DEFAULT_HOST = "securitycenter.googleapis.com"  # the global endpoint
-RETRY_INITIAL, RETRY_MAXIMUM = 1.0, 32.0  # seconds
+RETRY_INITIAL, RETRY_MAXIMUM = 1.0, 32.0  # seconds: api-core's first and longest sleeps
 GLOBAL = "global"
 CONSOLE = "https://console.cloud.google.com/security/command-center/findingsv2"
 _PARENT = re.compile(r"^(organizations|folders|projects)/[a-z0-9][a-z0-9.:-]*$")
@@ -139,6 +140,7 @@ class SccConnector(Connector):
             help="how long one call is retried through 429, 5xx and network faults before "
             "the source fails",
         ),
+        "retry_base_seconds": retry_base_option(RETRY_INITIAL),
         "max_pages": MAX_PAGES_OPTION,
     }
     requires: ClassVar[Mapping[str, str]] = {"google.auth": "gcp", "google.api_core": "gcp"}
@@ -264,7 +266,8 @@ class SccConnector(Connector):
 
         return HTTPIterator(
             client=None,
-            api_request=_retry(self.settings["retry_deadline_seconds"])(get_page),
+            api_request=_retry(self.settings["retry_deadline_seconds"],
+                               self.settings["retry_base_seconds"])(get_page),
             path=f"/v2/{scope.params['path']}/findings",
             item_to_value=_as_is,
             items_key=RESULTS,
@@ -360,9 +363,9 @@ def base_url(endpoint: str | None) -> str:
     return endpoint if "://" in endpoint else f"https://{endpoint}"
 
 
-def _retry(deadline: float) -> Any:
-    """Retry quota and transient server/network errors with backoff for `deadline` seconds,
-    never 4xx auth errors."""
+def _retry(deadline: float, initial: float) -> Any:
+    """Retry quota and transient server/network errors for `deadline` seconds, backing off
+    from `initial` seconds, never 4xx auth errors."""
     import requests
     from google.api_core import exceptions as api
     from google.api_core.retry import Retry, if_exception_type
@@ -387,7 +390,7 @@ def _retry(deadline: float) -> Any:
         return ((transient(err) and not isinstance(err, requests.exceptions.SSLError))
                 or isinstance(err, NotAPage))
 
-    return Retry(predicate=worth_retrying, initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM,
+    return Retry(predicate=worth_retrying, initial=initial, maximum=RETRY_MAXIMUM,
                  multiplier=2.0, timeout=deadline)
 
 

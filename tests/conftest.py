@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gzip
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cli_forks import ForkServer, forkable
 
 REPO = Path(__file__).resolve().parent.parent
 ALERTPULL = str(Path(sys.executable).parent / "alertpull")
@@ -29,9 +32,39 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             timeout: float = 60,
             command: Sequence[str] = (ALERTPULL,)) -> subprocess.CompletedProcess[str]:
     """`command` (the installed CLI, or a launcher of it such as tests/ledger_cli.py) with
-    `args`."""
-    return subprocess.run([*command, *args], env=env or clean_env(), cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    `args`, in a process of its own: forked from the worker's CLI fork server where a forked
+    child runs as a fresh interpreter would (tests/cli_forks.py), else started afresh."""
+    env = env or clean_env()
+    entry = _fork_server().entry(command) if _forks_allowed and forkable(env) else None
+    if entry is None:
+        return subprocess.run([*command, *args], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    return _fork_server().run(entry, command, args, env, cwd, timeout)
+
+
+_forks_allowed = os.environ.get("ALERTPULL_TESTS_FRESH") != "1"
+
+
+@functools.cache
+def _fork_server() -> ForkServer:
+    server = ForkServer(ALERTPULL)
+    atexit.register(server.close)
+    return server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked `fresh_process` start every CLI run as cron does: a new interpreter
+    running the installed script."""
+    global _forks_allowed
+    if request.node.get_closest_marker("fresh_process") is None:
+        yield
+        return
+    allowed, _forks_allowed = _forks_allowed, False
+    try:
+        yield
+    finally:
+        _forks_allowed = allowed
 
 
 @functools.cache

@@ -7,7 +7,8 @@ registered in `WORLDS` (tests/standard_worlds.py). It starts the type's wire fak
 with what the vendor-neutral checks need to know of it:
 
 - `block` and `env`: the YAML block and the environment that point the CLI at the fake,
-  with a read timeout of TIMEOUT_SECONDS and max_retries of RETRIES;
+  with a read timeout of TIMEOUT_SECONDS, max_retries of RETRIES and, where the source has
+  it, retry_base_seconds of RETRY_BASE_SECONDS;
 - `items()` and `make(count, first, at, step)`: the fake's alert list of the pulled stream
   (wire JSON, edited in place) and how to make alerts first..first+count-1 (alert i changed
   at `at + i * step`), at most PAGE to a page wherever the fake lets a test choose;
@@ -44,6 +45,9 @@ from tests.world import CliWorld
 
 TIMEOUT_SECONDS = 1  # every source's read timeout here: a stalled answer costs a second
 RETRIES = 3  # max_retries here: rides out the longest transient burst, three faults in a row
+# retry_base_seconds wherever a source has it: that retries happen is proven here, their
+# pacing in each source's own tests.
+RETRY_BASE_SECONDS = 0.05
 PAGE = 20  # alerts per page, wherever the source or its fake lets a test choose
 STEP = timedelta(seconds=20)  # between two alerts' changed-at times
 LATEST_AGE = timedelta(minutes=5)  # how long ago the newest alert of a batch changed

@@ -55,16 +55,18 @@ from tests.standard_suite import (
     FAST_BUDGET,
     PAGE,
     RETRIES,
+    RETRY_BASE_SECONDS,
     TIMEOUT_SECONDS,
     Raw,
     Subject,
 )
 
-# retry_deadline_seconds where a fault never ends. api-core gives up when the next sleep
-# (random, up to 1 s, then 2 s) would pass the deadline, so a stalled first try (1 s read
-# timeout plus the token fetch) must leave at least a second more for the second try
-# even on a loaded machine: 4 s does, and gives up well inside the suite's FAIL_DEADLINE.
-SCC_FAIL_DEADLINE = 4
+# retry_deadline_seconds where a fault never ends. api-core gives up when its next sleep
+# (random, up to retry_base_seconds, doubling) would pass the deadline, so a stalled first
+# try (1 s read timeout plus the token fetch) must leave at least a second more for the
+# second try even on a loaded machine: 3 s does, and gives up well inside the suite's
+# FAIL_DEADLINE.
+SCC_FAIL_DEADLINE = 3
 
 
 # -- the adapters ------------------------------------------------------------------------
@@ -172,7 +174,8 @@ def scc(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
         yield Subject(
             type_name="scc", source=source, fake=fake, env=clean_env(),
             block={"type": "scc", "parent": parent, "credentials_file": str(key_file),
-                   "api_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS},
+                   "api_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS,
+                   "retry_base_seconds": RETRY_BASE_SECONDS},
             items=lambda: fake.results,
             make=lambda count, first, at, step: make_results(count, first=first, base_time=at,
                                                              step=step),
@@ -184,8 +187,7 @@ def scc(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]:
             bloat=_bloat_at("finding", "description"),
             configured_secrets=_google_key_secrets(endpoint.key),
             issued_secrets=lambda: list(endpoint.issued),
-            # Its Google client retries until retry_deadline_seconds, a few tries at its 1 s
-            # backoff, instead of a count.
+            # Its Google client retries until retry_deadline_seconds instead of a count.
             bound_retries=lambda times: {"retry_deadline_seconds": SCC_FAIL_DEADLINE},
             retries_by_deadline=True,
         )
@@ -200,7 +202,7 @@ def workspace_alertcenter(source: str, secrets_dir: Path, ca: ThrowawayCA) -> It
             type_name="workspace_alertcenter", source=source, fake=fake, env=clean_env(),
             block={"type": "workspace_alertcenter", "credentials_file": str(key_file),
                    "subject": ADMIN, "customer_id": CUSTOMER_ID, "api_endpoint": fake.url,
-                   "page_size": PAGE, "retry_base_seconds": 0.1,
+                   "page_size": PAGE, "retry_base_seconds": RETRY_BASE_SECONDS,
                    "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
             items=lambda: fake.alerts,
             make=lambda count, first, at, step: make_workspace_alerts(
@@ -233,7 +235,8 @@ def _graph_subject(type_name: str, source: str, fake: GraphFake, ca: ThrowawayCA
         block={"type": type_name, "tenant_id": fake.tenant_id, "client_id": CLIENT_ID,
                "client_secret": f"${{{secret_var}}}", "authority_host": fake.url,
                "graph_endpoint": fake.url, "timeout_seconds": TIMEOUT_SECONDS,
-               "max_retries": RETRIES, **block},
+               "max_retries": RETRIES,
+               "retry_base_seconds": RETRY_BASE_SECONDS, **block},
         error=_graph_error,
         configured_secrets=[SECRET],
         issued_secrets=lambda: list(fake._tokens),  # the fake keeps what it issued
@@ -299,7 +302,8 @@ def kandji(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Subject]
             type_name="kandji", source=source, fake=fake, env={token_var: fake.token},
             block={"type": "kandji", "base_url": fake.url, "api_token": f"${{{token_var}}}",
                    "streams": ["audit_events"], "requests_per_hour": FAST_BUDGET,
-                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES,
+                   "retry_base_seconds": RETRY_BASE_SECONDS},
             items=lambda: fake.audit_events,
             make=lambda count, first, at, step: kandji_data.make_audit_events(
                 count, first=first, base_time=at, step=step),
@@ -369,7 +373,8 @@ def crowdstrike(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Sub
             env={id_var: fake.client_id, secret_var: fake.client_secret},
             block={"type": "crowdstrike", "base_url": fake.url, "client_id": f"${{{id_var}}}",
                    "client_secret": f"${{{secret_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
-                   "max_retries": RETRIES},
+                   "max_retries": RETRIES,
+                   "retry_base_seconds": RETRY_BASE_SECONDS},
             items=lambda: fake.alerts,
             make=lambda count, first, at, step: [make_falcon_alert(n, at + n * step)
                                                  for n in range(first, first + count)],
@@ -398,7 +403,8 @@ def sentinelone(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[Sub
         yield Subject(
             type_name="sentinelone", source=source, fake=fake, env={token_var: fake.token},
             block={"type": "sentinelone", "base_url": fake.url, "api_token": f"${{{token_var}}}",
-                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES},
+                   "timeout_seconds": TIMEOUT_SECONDS, "max_retries": RETRIES,
+                   "retry_base_seconds": RETRY_BASE_SECONDS},
             items=lambda: fake.threats,
             make=lambda count, first, at, step: [make_threat(n, at + n * step)
                                                  for n in range(first, first + count)],
@@ -430,7 +436,8 @@ def thinkst_canary(source: str, secrets_dir: Path, ca: ThrowawayCA) -> Iterator[
             env={token_var: fake.auth_token},
             block={"type": "thinkst_canary", "base_url": fake.url,
                    "auth_token": f"${{{token_var}}}", "timeout_seconds": TIMEOUT_SECONDS,
-                   "max_retries": RETRIES},
+                   "max_retries": RETRIES,
+                   "retry_base_seconds": RETRY_BASE_SECONDS},
             items=lambda: fake.incidents,
             make=lambda count, first, at, step: [fake.make(n, at + n * step, kind=n)
                                                  for n in range(first, first + count)],

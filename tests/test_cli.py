@@ -15,6 +15,8 @@ from tests.aws_env import AwsWorld
 from tests.conftest import REPO, clean_env, run_cli
 from tests.world import hours_ago
 
+pytestmark = pytest.mark.fresh_process
+
 
 def assert_one_line_error(
     result: subprocess.CompletedProcess[str], code: int, *needles: str

@@ -30,11 +30,13 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+    retry_base_option,
 )
 from alertpull.errors import ConfigError, SourceError, one_line, retries_phrase
 from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    RETRY_BASE_SECONDS,
     RateBudget,
     UnreadableAnswer,
     asked_again_if_unreadable,
@@ -67,6 +69,7 @@ ENGINE_OPTIONS: dict[str, Option] = {
     "timeout_seconds": Option("seconds", default=60,
                               help="seconds to wait for a vendor's answer (connect and read)"),
     "max_retries": max_retries_option(DEFAULT_RETRIES),
+    "retry_base_seconds": retry_base_option(RETRY_BASE_SECONDS),
 }
 
 
@@ -120,6 +123,7 @@ class RestConnector(Connector):
         seconds = settings["timeout_seconds"]
         vendor_retry_after = (spec.retry_after_header,) if spec.retry_after_header else ()
         self._http = make_session(retries=settings["max_retries"],
+                                  backoff=settings["retry_base_seconds"],
                                   timeout=(min(DEFAULT_TIMEOUT[0], seconds), seconds),
                                   retry_after_headers=vendor_retry_after)
         self._auth = Authenticator(spec.auth, revealed, self._http, self.base_url,
@@ -272,7 +276,8 @@ class RestConnector(Connector):
 
     def _send(self, request: Request) -> tuple[requests.Response, Any]:
         return asked_again_if_unreadable(lambda: self._send_once(request),
-                                         self.settings["max_retries"])
+                                         self.settings["max_retries"],
+                                         self.settings["retry_base_seconds"])
 
     def _send_once(self, request: Request) -> tuple[requests.Response, Any]:
         what = request.call
