@@ -442,6 +442,21 @@ def test_a_persistent_outage_is_explained(world: KandjiWorld, slept: list[float]
     assert len(world.fake.requests) == 7
 
 
+@pytest.mark.parametrize("base", [1.0, 0.25])
+def test_retry_base_seconds_sets_the_backoff_of_every_retry(
+    world: KandjiWorld, slept: list[float], base: float
+) -> None:
+    world.fake.inject(AUDIT, Fault(response=Response.json({"detail": "Later."}, 503)), times=4)
+    conn = connector(world, max_retries=3, retry_base_seconds=base)
+
+    source_error(lambda: pull(conn, world, "audit_events"), world)
+
+    # urllib3 retries the first at once, then waits base x 2, x 4, each plus jitter < base/2
+    assert len(slept) == 2
+    for wait, doubling in zip(slept, (2, 4), strict=True):
+        assert base * doubling <= wait < base * doubling + base / 2
+
+
 @pytest.mark.parametrize("max_retries", [0, 2])
 def test_max_retries_bounds_the_calls_of_a_persistent_outage(
     world: KandjiWorld, slept: list[float], max_retries: int
