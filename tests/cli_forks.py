@@ -11,7 +11,9 @@ code (a signal's death reads as -N, as subprocess reports it) — that runs the 
 What a forked child cannot mimic, it is not asked to do: a run whose environment sets
 PYTHON* variables (they act at interpreter start) goes through a fresh interpreter, as do
 the tests marked `fresh_process` (tests/test_cli.py: every command as cron starts it) and
-every run when ALERTPULL_TESTS_FRESH=1.
+every run when ALERTPULL_TESTS_FRESH=1. A module that read the environment at import would
+see the server's, not the run's: alertpull reads its own variables when it acts (see
+alertpull/failpoints.py), and tests/test_cli_forks.py compares forked and fresh runs.
 
 Protocol, over a Unix socket: the client sends one JSON line (entry, argv, env, cwd, the
 stdout and stderr paths); the server forks a *waiter*, which forks the *runner*, sends its
@@ -26,6 +28,7 @@ import contextlib
 import json
 import locale
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +206,7 @@ class ForkServer:
     def close(self) -> None:
         self.process.kill()
         self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def forkable(env: Mapping[str, str]) -> bool:
