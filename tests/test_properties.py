@@ -110,11 +110,14 @@ def fetch(config_path: Path, flags: FetchFlags) -> None:
     assert result.status == "ok", result.error
 
 
-@settings(max_examples=30, deadline=None,
+# 30 examples in all, in shards that test workers run side by side.
+@pytest.mark.parametrize("shard", range(3))
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(old=st.lists(OLD_AGES, max_size=8), steps=st.lists(STEP, min_size=1, max_size=12))
 def test_every_version_read_is_written_once_except_documented_repeats(
-        world: Any, old: list[int], steps: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        world: Any, shard: int, old: list[int], steps: list[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     fake, base = world
     env = aws_client_env(fake.url)
     for key, value in env.items():
