@@ -7,9 +7,9 @@ Each fake runs in its own process (its CPU is not the client's) and:
   not answer in time counts as an overrun, printed with the figures;
 - serves alerts prebuilt before it says it is ready (each alert kept as its JSON bytes and
   decoded when a page reads it, up to CACHE_LIMIT alerts; beyond that made on read);
-- counts the calls it answers;
+- counts the calls it answers, in all and by method and path;
 - takes commands on stdin, one line each, and answers one line on stdout:
-  `stats` (calls and overruns since the last `stats`, as JSON) and
+  `stats` (calls, by path, and overruns since the last `stats`, as JSON) and
   `tick FROM TO` (add TICK alerts changed between the two RFC 3339 times: an
   incremental tick's 1,000 changes on top of the history).
 """
@@ -20,6 +20,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,11 +39,13 @@ MakeAlerts = Callable[[int, datetime, timedelta], Sequence[Any]]
 
 
 class Paced:
-    """Wraps a fake's handle(): answer `latency` seconds after arrival, count the calls."""
+    """Wraps a fake's handle(): answer `latency` seconds after arrival, count the calls (in
+    all, and by method and path)."""
 
     def __init__(self, fake: FakeServer, latency: float) -> None:
         self.latency = latency
         self.calls = self.overruns = 0
+        self.by_path: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._inner = fake.handle
         fake.handle = self.handle  # type: ignore[method-assign]
@@ -54,14 +57,16 @@ class Paced:
         with self._lock:
             self.calls += 1
             self.overruns += wait < 0
+            self.by_path[f"{request.method} {request.path}"] += 1
         if wait > 0:
             time.sleep(wait)
         return response
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         with self._lock:
-            figures = {"calls": self.calls, "overruns": self.overruns}
+            figures = {"calls": self.calls, "overruns": self.overruns, "by": dict(self.by_path)}
             self.calls = self.overruns = 0
+            self.by_path.clear()
         return figures
 
 

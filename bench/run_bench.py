@@ -34,6 +34,7 @@ import gzip
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -592,6 +593,8 @@ class Usage:
     max_rss_mb: float
     calls: int = 0
     overruns: int = 0  # calls the fake answered later than the latency (its own cost showed)
+    by_path: dict[str, int] = field(default_factory=dict)  # calls by method and path
+    fetched: int | None = None  # alerts alertpull read (its summary line), None for a floor
 
 
 # wait4's ru_maxrss starts from the forking process's peak (Linux carries it across exec),
@@ -616,7 +619,9 @@ def run_measured(command: list[str], env: dict[str, str], cwd: str) -> Usage:
     code, wall, cpu, max_rss_kb = done.stdout.split()
     if int(code) != 0:
         raise SystemExit(f"{command[0]} failed: {done.stderr}")
-    return Usage(float(wall), float(cpu), int(max_rss_kb) / 1024)
+    fetched = re.search(r" (\d+) fetched, ", done.stderr)
+    return Usage(float(wall), float(cpu), int(max_rss_kb) / 1024,
+                 fetched=int(fetched.group(1)) if fetched else None)
 
 
 class FakeProcess:
@@ -643,7 +648,7 @@ class FakeProcess:
         self.ask("stats")
         usage = run()
         stats = self.ask("stats")
-        usage.calls, usage.overruns = stats["calls"], stats["overruns"]
+        usage.calls, usage.overruns, usage.by_path = stats["calls"], stats["overruns"], stats["by"]
         return usage
 
     def close(self) -> None:
@@ -784,6 +789,22 @@ def report(adapter: Source, row: Row) -> None:
         ratios.append(f"wall/floor {verdict(row.ours.wall / row.low.wall, 1.3)}")
     ratios.append(f"CPU/record floor {verdict(row.ours.cpu / row.record_low.cpu, 1.5)}")
     print(f"  {'':>22} {'':>12} {'; '.join(ratios)}{note}", flush=True)
+    if row.phase == "tick":
+        explain_calls(adapter, row.ours, row.alerts)
+
+
+def explain_calls(adapter: Source, ours: Usage, changes: int) -> None:
+    """Where a tick's calls went, and the minimum for what it read: besides the changes, a
+    tick reads again the alerts inside its overlap (the design's guard against late
+    arrivals), so its pages hold more than the changes the minimum counts."""
+    by_path = ", ".join(f"{path} x{n}" for path, n in
+                        sorted(ours.by_path.items(), key=lambda item: -item[1]))
+    print(f"  {'':>22} {'':>12} calls: {by_path}")
+    if ours.fetched is not None and ours.fetched > changes:
+        window = adapter.minimum_calls(ours.fetched)
+        print(f"  {'':>22} {'':>12} read {ours.fetched} alerts: the {changes} changes and "
+              f"{ours.fetched - changes} in the overlap; minimum for {ours.fetched}: {window}, "
+              f"calls {ours.calls / window:.2f}x that", flush=True)
 
 
 def bench_source(name: str, sizes: list[int], latency_ms: int,
