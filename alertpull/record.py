@@ -188,14 +188,16 @@ def dedup_key(source: str, tenant: str, native_id: str) -> str:
     return f"{source}|{tenant}|{native_id}"
 
 
+# The RFC 4122 variant bits over the hex digit that holds them: 10xx.
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
+
+
 def record_id(key: str) -> str:
     """uuid.uuid5(ID_NAMESPACE, key) as a string, without building a UUID object: this runs
-    once per alert, and the object's construction and str() cost more than the SHA-1."""
-    digest = bytearray(hashlib.sha1(_ID_NAMESPACE_BYTES + key.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    once per alert, and the object's construction and str() cost more than the SHA-1. The
+    version (5) and the variant are written into the digest's hex digits 12 and 16."""
+    h = hashlib.sha1(_ID_NAMESPACE_BYTES + key.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def _time_or_none(value: datetime | None) -> str | None:
@@ -214,6 +216,11 @@ def build_record(
 
     `pulled_at` comes formatted (format_time): the caller stamps a whole page at once."""
     key = dedup_key(source, alert.tenant, alert.native_id)
+    created, updated = alert.created_at, alert.updated_at
+    # One moment is often the created, the updated and an optional time at once (the same
+    # datetime): it is formatted once.
+    created_at = format_time(created) if created is not None else None
+    updated_at = created_at if updated is created else _time_or_none(updated)
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "id": record_id(key),
@@ -228,14 +235,18 @@ def build_record(
         "severity_raw": alert.severity_raw,
         "status": alert.status,
         "status_raw": alert.status_raw,
-        "created_at": _time_or_none(alert.created_at),
-        "updated_at": _time_or_none(alert.updated_at),
+        "created_at": created_at,
+        "updated_at": updated_at,
         "pulled_at": pulled_at,
         "link": alert.link,
     }
     for name, value in alert.extra.items():
-        if holds_something(value):
-            record[name] = _time_or_none(value) if isinstance(value, datetime) else value
+        # holds_something(value), inlined: this runs for every optional field of every alert
+        if value or isinstance(value, (bool, int, float)):
+            if isinstance(value, datetime):
+                value = (created_at if value is created else
+                         updated_at if value is updated else format_time(value))
+            record[name] = value
     record["raw"] = raw
     record["raw_sha256"] = sha
     return record
