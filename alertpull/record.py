@@ -32,6 +32,7 @@ SEVERITY_IDS = {
     "critical": 5,
 }
 STATUSES = ("new", "in_progress", "suppressed", "resolved", "archived", "deleted", "unknown")
+_STATUSES = frozenset(STATUSES)
 
 # Fixed namespace so `id` is the same UUID on every host and every run.
 ID_NAMESPACE = uuid.UUID("6f0c7d1e-3a8b-5c2f-9e4d-a1b2c3d4e5f6")
@@ -60,7 +61,7 @@ _OPTIONAL = frozenset(OPTIONAL_FIELDS)
 _Object = TypeVar("_Object", bound=Mapping[str, Any])
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one is built for every alert, and read field by field
 class Normalized:
     """One vendor alert mapped onto the common shape. Built by a connector."""
 
@@ -80,7 +81,7 @@ class Normalized:
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_IDS:
             raise ValueError(f"severity {self.severity!r} is not one of {sorted(SEVERITY_IDS)}")
-        if self.status not in STATUSES:
+        if self.status not in _STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         if not self.extra.keys() <= _OPTIONAL:
             raise ValueError(f"unknown record fields {sorted(self.extra.keys() - _OPTIONAL)}")
@@ -111,20 +112,25 @@ def is_ip_address(value: str) -> bool:
     return True
 
 
+_FALSY_SOMETHING = (bool, int, float)  # a 0 or false is something (see holds_something)
+
+
 def holds_something(value: Any) -> bool:
     """Not None, an empty string, list or object; a 0 or false is something."""
     # Truth first: it settles nearly every value at once (this runs per field per alert).
-    return bool(value) or isinstance(value, (bool, int, float))
+    return bool(value) or isinstance(value, _FALSY_SOMETHING)
 
 
 def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The entries that hold something (see holds_something)."""
-    return {key: value for key, value in mapping.items() if holds_something(value)}
+    # holds_something(value), inlined: this runs for every entity of every alert
+    return {key: value for key, value in mapping.items()
+            if value or isinstance(value, _FALSY_SOMETHING)}
 
 
 def unique_strings(values: Iterable[Any]) -> list[str]:
     """The non-empty strings among values, each once, in first-occurrence order."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+    return list(dict.fromkeys([v for v in values if isinstance(v, str) and v]))
 
 
 def unique_objects(objects: Iterable[_Object | None]) -> list[_Object]:
@@ -242,7 +248,7 @@ def build_record(
     }
     for name, value in alert.extra.items():
         # holds_something(value), inlined: this runs for every optional field of every alert
-        if value or isinstance(value, (bool, int, float)):
+        if value or isinstance(value, _FALSY_SOMETHING):
             if isinstance(value, datetime):
                 value = (created_at if value is created else
                          updated_at if value is updated else format_time(value))
