@@ -7,6 +7,7 @@ identity (`dedup_key`, `id`), the content hash (`raw_sha256`) and the provenance
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -105,6 +106,12 @@ def text(value: Any) -> str | None:
 
 def is_ip_address(value: str) -> bool:
     """Whether a vendor's string is an IPv4 or IPv6 address."""
+    # Strings through the cache; anything else (unhashable, maybe) asked uncached.
+    return _parses_as_ip(value) if isinstance(value, str) else _parses_as_ip.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)  # ipaddress parses in Python; a tenant's IPs recur
+def _parses_as_ip(value: Any) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -135,10 +142,12 @@ def unique_strings(values: Iterable[Any]) -> list[str]:
 
 def unique_objects(objects: Iterable[_Object | None]) -> list[_Object]:
     """The non-empty objects, each once (equal content = the same), in first-occurrence order."""
+    found = [obj for obj in objects if obj]
+    if len(found) < 2:  # nothing to compare (the usual case): no JSON to write
+        return found
     seen: dict[bytes, _Object] = {}
-    for obj in objects:
-        if obj:
-            seen.setdefault(canonical_json(obj), obj)
+    for obj in found:
+        seen.setdefault(canonical_json(obj), obj)
     return list(seen.values())
 
 
