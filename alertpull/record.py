@@ -130,14 +130,22 @@ def holds_something(value: Any) -> bool:
 
 def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The entries that hold something (see holds_something)."""
-    # holds_something(value), inlined: this runs for every entity of every alert
-    return {key: value for key, value in mapping.items()
-            if value or isinstance(value, _FALSY_SOMETHING)}
+    # A loop, and holds_something(value) inlined: this runs for every entity of every
+    # alert, and a comprehension builds a function each call (before Python 3.12).
+    kept = {}
+    for key, value in mapping.items():
+        if value or isinstance(value, _FALSY_SOMETHING):
+            kept[key] = value
+    return kept
 
 
 def unique_strings(values: Iterable[Any]) -> list[str]:
     """The non-empty strings among values, each once, in first-occurrence order."""
-    return list(dict.fromkeys([v for v in values if isinstance(v, str) and v]))
+    found = []
+    for value in values:  # a loop: see compact
+        if isinstance(value, str) and value:
+            found.append(value)
+    return list(dict.fromkeys(found)) if len(found) > 1 else found
 
 
 def unique_objects(objects: Iterable[_Object | None]) -> list[_Object]:
