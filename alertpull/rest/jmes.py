@@ -4,7 +4,8 @@ jmespath's TreeInterpreter evaluates it.
 Field paths run for every field of every alert. The interpreter dispatches on every node
 of the tree on every call (a dict lookup, a bound method, *args), which was a third of a
 recipe's mapping; a function per node, built once when the spec loads, does the same
-steps without the dispatch. Each function below repeats its TreeInterpreter method
+steps without the dispatch (in loops: before Python 3.12 a comprehension builds a function
+on every call). Each function below repeats its TreeInterpreter method
 (jmespath 1.x, jmespath/visitor.py) step for step; a node of any other kind (slices,
 flatten, ordering comparisons, ...) is left to the interpreter itself, so every
 expression reads the same values either way.
@@ -91,7 +92,10 @@ def _multi_select_dict(node: Node) -> Evaluate:
     def multi_select_dict(value: Any) -> Any:
         if value is None:
             return None
-        return {key: evaluate(value) for key, evaluate in pairs}
+        collected = {}
+        for key, evaluate in pairs:
+            collected[key] = evaluate(value)
+        return collected
 
     return multi_select_dict
 
@@ -102,7 +106,10 @@ def _multi_select_list(node: Node) -> Evaluate:
     def multi_select_list(value: Any) -> Any:
         if value is None:
             return None
-        return [evaluate(value) for evaluate in items]
+        collected = []
+        for evaluate in items:
+            collected.append(evaluate(value))
+        return collected
 
     return multi_select_list
 
@@ -114,7 +121,12 @@ def _projection(node: Node) -> Evaluate:
         found = base(value)
         if not isinstance(found, list):
             return None
-        return [current for element in found if (current := each(element)) is not None]
+        collected = []
+        for element in found:
+            current = each(element)
+            if current is not None:
+                collected.append(current)
+        return collected
 
     return projection
 
@@ -126,8 +138,13 @@ def _filter_projection(node: Node) -> Evaluate:
         found = base(value)
         if not isinstance(found, list):
             return None
-        return [current for element in found
-                if not _is_false(condition(element)) and (current := each(element)) is not None]
+        collected = []
+        for element in found:
+            if not _is_false(condition(element)):
+                current = each(element)
+                if current is not None:
+                    collected.append(current)
+        return collected
 
     return filter_projection
 
