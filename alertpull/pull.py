@@ -131,21 +131,23 @@ class ScopePull:
 
     def _one(self, raw: Any, window: Window, pulled_at: str) -> None:
         self.counts.fetched += 1
-        sha: str | None = None
         try:
             alert = self.connector.normalize(self.scope, raw)
         except Exception as exc:  # the mapping's fault only: it stays with this alert
             sha = raw_sha256(raw)
             alert = self._degraded(raw, exc, sha, pulled_at)
+            changed_ms = to_epoch_ms(alert.changed_at)
         else:
-            if not self._in_window(alert, window):
+            in_window = self._in_window(alert, window)
+            if in_window is None:
                 return
-        sha = sha or raw_sha256(raw)
+            changed_ms = in_window
+            sha = raw_sha256(raw)
         view = self.connector.version_view(raw)
         version = sha if view is raw else raw_sha256(view)
         key = f"{alert.tenant}|{alert.native_id}"
         seen_before = self.versions.known(key)
-        if not self.versions.admit(key, to_epoch_ms(alert.changed_at), version):
+        if not self.versions.admit(key, changed_ms, version):
             self.counts.duplicates += 1
             return
         self.counts.written += 1
@@ -154,19 +156,19 @@ class ScopePull:
             self.writer.write(self._line(record, seen_before))
             self.firsts.add(not seen_before)
 
-    def _in_window(self, alert: Normalized, window: Window) -> bool:
-        """Whether the alert is this window's to write; it then counts towards the mark
-        reached (see _cut_short)."""
+    def _in_window(self, alert: Normalized, window: Window) -> int | None:
+        """The alert's changed-at in epoch ms when it is this window's to write (it then
+        counts towards the mark reached, see _cut_short); None when it is not."""
         takes_all = self.scope.snapshot or self.scope.position  # they find their changes
         if not takes_all and not window.start <= alert.changed_at < window.end:
             # Not this window's to write: later changes are read by the next run, earlier
             # ones were read before; writing them would repeat them run after run.
             self.counts.out_of_window += 1
-            return False
+            return None
         changed_ms = to_epoch_ms(alert.changed_at)
         if self._window_max_ms is None or changed_ms > self._window_max_ms:
             self._window_max_ms = changed_ms
-        return True
+        return changed_ms
 
     def _degraded(self, raw: Any, error: Exception, sha: str, pulled_at: str) -> Normalized:
         """The alert as a degraded record. The window filter does not apply (its changed-at

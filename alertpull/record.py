@@ -7,6 +7,7 @@ identity (`dedup_key`, `id`), the content hash (`raw_sha256`) and the provenance
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -32,6 +33,7 @@ SEVERITY_IDS = {
     "critical": 5,
 }
 STATUSES = ("new", "in_progress", "suppressed", "resolved", "archived", "deleted", "unknown")
+_STATUSES = frozenset(STATUSES)
 
 # Fixed namespace so `id` is the same UUID on every host and every run.
 ID_NAMESPACE = uuid.UUID("6f0c7d1e-3a8b-5c2f-9e4d-a1b2c3d4e5f6")
@@ -60,7 +62,7 @@ _OPTIONAL = frozenset(OPTIONAL_FIELDS)
 _Object = TypeVar("_Object", bound=Mapping[str, Any])
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one is built for every alert, and read field by field
 class Normalized:
     """One vendor alert mapped onto the common shape. Built by a connector."""
 
@@ -80,7 +82,7 @@ class Normalized:
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_IDS:
             raise ValueError(f"severity {self.severity!r} is not one of {sorted(SEVERITY_IDS)}")
-        if self.status not in STATUSES:
+        if self.status not in _STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         if not self.extra.keys() <= _OPTIONAL:
             raise ValueError(f"unknown record fields {sorted(self.extra.keys() - _OPTIONAL)}")
@@ -104,6 +106,12 @@ def text(value: Any) -> str | None:
 
 def is_ip_address(value: str) -> bool:
     """Whether a vendor's string is an IPv4 or IPv6 address."""
+    # Strings through the cache; anything else (unhashable, maybe) asked uncached.
+    return _parses_as_ip(value) if isinstance(value, str) else _parses_as_ip.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)  # ipaddress parses in Python; a tenant's IPs recur
+def _parses_as_ip(value: Any) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -111,28 +119,43 @@ def is_ip_address(value: str) -> bool:
     return True
 
 
+_FALSY_SOMETHING = (bool, int, float)  # a 0 or false is something (see holds_something)
+
+
 def holds_something(value: Any) -> bool:
     """Not None, an empty string, list or object; a 0 or false is something."""
     # Truth first: it settles nearly every value at once (this runs per field per alert).
-    return bool(value) or isinstance(value, (bool, int, float))
+    return bool(value) or isinstance(value, _FALSY_SOMETHING)
 
 
 def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The entries that hold something (see holds_something)."""
-    return {key: value for key, value in mapping.items() if holds_something(value)}
+    # A loop, and holds_something(value) inlined: this runs for every entity of every
+    # alert, and a comprehension builds a function each call (before Python 3.12).
+    kept = {}
+    for key, value in mapping.items():
+        if value or isinstance(value, _FALSY_SOMETHING):
+            kept[key] = value
+    return kept
 
 
 def unique_strings(values: Iterable[Any]) -> list[str]:
     """The non-empty strings among values, each once, in first-occurrence order."""
-    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+    found = []
+    for value in values:  # a loop: see compact
+        if isinstance(value, str) and value:
+            found.append(value)
+    return list(dict.fromkeys(found)) if len(found) > 1 else found
 
 
 def unique_objects(objects: Iterable[_Object | None]) -> list[_Object]:
     """The non-empty objects, each once (equal content = the same), in first-occurrence order."""
+    found = [obj for obj in objects if obj]
+    if len(found) < 2:  # nothing to compare (the usual case): no JSON to write
+        return found
     seen: dict[bytes, _Object] = {}
-    for obj in objects:
-        if obj:
-            seen.setdefault(canonical_json(obj), obj)
+    for obj in found:
+        seen.setdefault(canonical_json(obj), obj)
     return list(seen.values())
 
 
@@ -188,14 +211,16 @@ def dedup_key(source: str, tenant: str, native_id: str) -> str:
     return f"{source}|{tenant}|{native_id}"
 
 
+# The RFC 4122 variant bits over the hex digit that holds them: 10xx.
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
+
+
 def record_id(key: str) -> str:
     """uuid.uuid5(ID_NAMESPACE, key) as a string, without building a UUID object: this runs
-    once per alert, and the object's construction and str() cost more than the SHA-1."""
-    digest = bytearray(hashlib.sha1(_ID_NAMESPACE_BYTES + key.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    once per alert, and the object's construction and str() cost more than the SHA-1. The
+    version (5) and the variant are written into the digest's hex digits 12 and 16."""
+    h = hashlib.sha1(_ID_NAMESPACE_BYTES + key.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def _time_or_none(value: datetime | None) -> str | None:
@@ -214,6 +239,11 @@ def build_record(
 
     `pulled_at` comes formatted (format_time): the caller stamps a whole page at once."""
     key = dedup_key(source, alert.tenant, alert.native_id)
+    created, updated = alert.created_at, alert.updated_at
+    # One moment is often the created, the updated and an optional time at once (the same
+    # datetime): it is formatted once.
+    created_at = format_time(created) if created is not None else None
+    updated_at = created_at if updated is created else _time_or_none(updated)
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "id": record_id(key),
@@ -228,14 +258,18 @@ def build_record(
         "severity_raw": alert.severity_raw,
         "status": alert.status,
         "status_raw": alert.status_raw,
-        "created_at": _time_or_none(alert.created_at),
-        "updated_at": _time_or_none(alert.updated_at),
+        "created_at": created_at,
+        "updated_at": updated_at,
         "pulled_at": pulled_at,
         "link": alert.link,
     }
     for name, value in alert.extra.items():
-        if holds_something(value):
-            record[name] = _time_or_none(value) if isinstance(value, datetime) else value
+        # holds_something(value), inlined: this runs for every optional field of every alert
+        if value or isinstance(value, _FALSY_SOMETHING):
+            if isinstance(value, datetime):
+                value = (created_at if value is created else
+                         updated_at if value is updated else format_time(value))
+            record[name] = value
     record["raw"] = raw
     record["raw_sha256"] = sha
     return record

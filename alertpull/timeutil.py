@@ -24,13 +24,18 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (a naive one is taken as UTC)."""
-    value = str(text).strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(value)
+    try:
+        # Most vendor times as they come (3.11 reads a "Z"): this runs for every time of
+        # every alert, and the forms it refuses are read below exactly as before.
+        parsed = datetime.fromisoformat(text)
+    except (ValueError, TypeError):
+        value = str(text).strip()
+        if value.endswith(("Z", "z")):
+            value = value[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def parse_time_or_none(value: object) -> datetime | None:
@@ -61,15 +66,20 @@ def parse_time_arg(text: str, now: datetime) -> datetime:
         ) from None
 
 
+# Zero-padded field texts, looked up: this runs for every time of every record, and the
+# lookups take half the time of %-formatting the fields (a quarter of isoformat's with
+# timespec and its offset to cut off).
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_MILLIS = tuple(f"{number:03d}" for number in range(1000))
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, millisecond precision, 'Z' suffix."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # %-formatting of the fields: this runs for every time of every record, and it takes
-    # half the time of isoformat(timespec="milliseconds") with its offset to cut off.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
-        moment.microsecond // 1000)
+    two = _TWO_DIGITS
+    return (f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+            f"{two[moment.minute]}:{two[moment.second]}.{_MILLIS[moment.microsecond // 1000]}Z")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

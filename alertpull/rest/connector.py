@@ -113,8 +113,9 @@ class RestConnector(Connector):
         self.the_spec = spec
         self.base_url = _base_url(source_name, str(render(spec.base_url, self._plain())))
         self.host = urlsplit(self.base_url).netloc
+        self._values = self._plain()  # read for every alert's mapping: built once
         self._secrets: set[str] = set()
-        revealed = dict(self._plain())
+        revealed = dict(self._values)
         for name in spec.secrets:
             value = settings.get(name)
             if isinstance(value, Secret):
@@ -139,7 +140,7 @@ class RestConnector(Connector):
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         spec = self.the_spec
-        values = self._plain()
+        values = self._plain()  # its own: the window is added to it
         if spec.position is None:
             values["start"] = format_bound(window.start, spec.time_format)
             values["end"] = format_bound(window.end, spec.time_format)
@@ -200,7 +201,7 @@ class RestConnector(Connector):
         return (str(native_id), to_epoch_ms(changed)) if native_id is not None else None
 
     def normalize(self, scope: Scope, raw: Any) -> Normalized:
-        alert = mapping.normalize(raw, self.the_spec.fields, self.host, self._plain())
+        alert = mapping.normalize(raw, self.the_spec.fields, self.host, self._values)
         if alert.link:
             alert.link = self.redact(alert.link)
         return alert
@@ -220,7 +221,7 @@ class RestConnector(Connector):
     def check(self) -> str:
         spec = self.the_spec
         end = utcnow()
-        values = {**self._plain(), "start": format_bound(end - timedelta(hours=1),
+        values = {**self._values, "start": format_bound(end - timedelta(hours=1),
                                                        spec.time_format),
                   "end": format_bound(end, spec.time_format),
                   "position": spec.position.initial if spec.position else None}

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alertpull.errors import MalformedAlert
-from alertpull.record import Normalized, compact, holds_something
+from alertpull.record import Normalized, compact, holds_something, unique_strings
 from alertpull.rest.render import Missing, render
 from alertpull.rest.spec import Choice, Fields
 from alertpull.timeutil import from_epoch_ms, parse_time
@@ -135,20 +135,33 @@ def _text(value: Any) -> str | None:
 
 def _shaped(name: str, value: Any) -> bool:
     """Whether a mapped common field has the record's shape (a path to the wrong place is
-    left out rather than failing the schema)."""
+    left out rather than failing the schema). Loops, not all() over generators: this runs
+    for every mapped field of every alert."""
     if name in ("category", "type", "description"):
         return isinstance(value, str)
     if name == "severity_derived":
         return value is True
     if name == "related":
-        return isinstance(value, dict) and all(
-            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
-    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+        if not isinstance(value, dict):
+            return False
+        for items in value.values():
+            if not isinstance(items, list):
+                return False
+            for item in items:
+                if not isinstance(item, str):
+                    return False
+        return True
+    if not isinstance(value, list):
+        return False
+    for item in value:  # noqa: SIM110 (a loop: see above)
+        if not isinstance(item, dict):
+            return False
+    return True
 
 
 def _related(value: Any) -> Any:
     """related's lists without the nulls and repeats a path over absent fields gives."""
     if not isinstance(value, dict):
         return value
-    return compact({key: list(dict.fromkeys(x for x in items if isinstance(x, str) and x))
-                    if isinstance(items, list) else items for key, items in value.items()})
+    return compact({key: unique_strings(items) if isinstance(items, list) else items
+                    for key, items in value.items()})
