@@ -56,6 +56,7 @@ from alertpull.connector import (
     Vendor,
     Window,
     max_retries_option,
+    retry_base_option,
 )
 from alertpull.connectors.google import GOOGLE_ERROR_BODY
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
@@ -118,11 +119,7 @@ class AlertCenterConnector(Connector):
             help="Alert Center endpoint override (default https://alertcenter.googleapis.com/)"
         ),
         "page_size": Option("int", default=MAX_PAGE_SIZE, help="alerts asked for per page"),
-        "retry_base_seconds": Option(
-            "seconds",
-            default=RETRY_BASE_SECONDS,
-            help="first wait after a quota error (503/429), doubled on each retry",
-        ),
+        "retry_base_seconds": retry_base_option(RETRY_BASE_SECONDS),
         "timeout_seconds": Option(
             "seconds", default=60, help="connect and read timeout of each HTTP call"
         ),
