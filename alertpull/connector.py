@@ -251,6 +251,9 @@ class Connector(ABC):
     # Modules the connector imports when it pulls -> the alertpull extra that installs them:
     # checked while the config loads, so a missing SDK is one line, not an ImportError.
     requires: ClassVar[Mapping[str, str]] = {}
+    # How many vendor calls scopes() may have in flight at once (one discovery call per
+    # region, say): the source's `concurrency`, set by the runner.
+    concurrency: int = 1
 
     def __init__(self, source_name: str, settings: Mapping[str, Any], log: Log) -> None:
         self.source_name = source_name

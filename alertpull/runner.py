@@ -11,7 +11,6 @@ import hashlib
 import logging
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -33,7 +32,7 @@ from alertpull.errors import AlertpullError, LockHeld
 from alertpull.failpoints import failpoint
 from alertpull.log import Progress, source_logger
 from alertpull.pull import Counts, ScopePull
-from alertpull.shutdown import Stopped, deferred, results
+from alertpull.shutdown import Stopped, deferred, map_concurrently
 from alertpull.sinks.base import Sink, Writer
 from alertpull.state.base import StateStore
 from alertpull.timeutil import format_duration, format_time, utcnow
@@ -141,6 +140,7 @@ class SourceRun:
                     token = self.store.save(name, doc, token)
                 self.sink.discard_orphans(name)
         connector = connector_class(self.config.type)(name, self.config.settings, self.log)
+        connector.concurrency = self.config.timing["concurrency"]
         try:
             scopes = connector.scopes()
         except AlertpullError as exc:
@@ -181,17 +181,7 @@ class SourceRun:
             cursor = Cursor.from_json(doc["scopes"].get(scope.key, {}).get("cursor"))
             return self._pull_scope(connector, scope, cursor, self._policy(connector, scope))
 
-        workers = max(1, min(self.config.timing["concurrency"], len(scopes)))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope")
-        futures = [pool.submit(pull, scope) for scope in scopes]
-        try:
-            outcomes = results(futures)
-        except Stopped:
-            # Not waiting for scopes stalled in a vendor call: a stop is due in seconds.
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        return outcomes
+        return map_concurrently(pull, scopes, self.config.timing["concurrency"], "scope")
 
     def _pull_scope(self, connector: Connector, scope: Scope, cursor: Cursor,
                     policy: WindowPolicy) -> ScopeOutcome:

@@ -12,12 +12,13 @@ and what it holds (a staged part nobody publishes) dies with the process.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How often a main thread waiting on workers looks for a signal: a signal the kernel
@@ -93,3 +94,19 @@ def results(futures: Sequence[Future[T]]) -> list[T]:
         _, not_done = wait(remaining, timeout=_WAKE_SECONDS)
         remaining = set(not_done)
     return [future.result() for future in futures]
+
+
+def map_concurrently(work: Callable[[Item], T], items: Sequence[Item], workers: int,
+                     name: str) -> list[T]:
+    """work(item) for every item, at most `workers` at once, the results in order; a stop
+    is not held up by a worker still waiting on a vendor (see Stopped)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))),
+                              thread_name_prefix=name)
+    futures = [pool.submit(work, item) for item in items]
+    try:
+        done = results(futures)
+    except Stopped:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return done

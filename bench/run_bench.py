@@ -680,16 +680,26 @@ def aws_env(url: str) -> dict[str, str]:
 
 
 def pull(env: dict[str, str], source: dict[str, Any], workdir: str,
-         concurrency: int = 1) -> Usage:
+         concurrency: int = 1, profile: str | None = None) -> Usage:
     """`alertpull fetch --all` with a config naming one source, written to workdir (its state
-    kept there: a second call is an incremental run)."""
+    kept there: a second call is an incremental run); sampled by py-spy into `profile`."""
     config = Path(workdir) / "alertpull.yaml"
     config.write_text(json.dumps({  # JSON is YAML
         "state": {"backend": "local", "path": "state"}, "sink": {"type": "jsonl", "path": "alerts"},
         "defaults": {"concurrency": concurrency, "settle": "0s"},
         "sources": {"bench": source}}, indent=1))
-    return run_measured([ALERTPULL, "-c", str(config), "fetch", "--all", "--since", SINCE],
-                        env, workdir)
+    # Every thread sampled (the scopes are pulled in worker threads), as collapsed stacks.
+    profiled = [py_spy(), "record", "--format", "raw", "--rate", "250", "--output", profile,
+                "--"] if profile else []
+    return run_measured([*profiled, ALERTPULL, "-c", str(config), "fetch", "--all",
+                         "--since", SINCE], env, workdir)
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy")
+    if not found:
+        raise SystemExit("--profile needs py-spy on PATH: pip install py-spy")
+    return found
 
 
 def floor(adapter: Source, kind: str, env: dict[str, str], workdir: str) -> Usage:
@@ -729,7 +739,8 @@ def since_env(env: dict[str, str], since: datetime) -> dict[str, str]:
     return {**env, "BENCH_SINCE": format_time(since), "BENCH_SINCE_MS": str(to_epoch_ms(since))}
 
 
-def run_size(name: str, n: int, latency_ms: int, alertpull_src: str | None) -> list[Row]:
+def run_size(name: str, n: int, latency_ms: int, alertpull_src: str | None,
+             profile_dir: str | None = None) -> list[Row]:
     """First run and tick of one source at size n, each next to its floors."""
     from alertpull.timeutil import format_time, parse_time, utcnow
 
@@ -743,7 +754,11 @@ def run_size(name: str, n: int, latency_ms: int, alertpull_src: str | None) -> l
             env = {**base_env(), **served["env"], "BENCH_URL": served["url"]}
             floor_env = since_env(env, parse_time(served["since"]))
             ours_env = {**env, **base_env(alertpull_src)}
-            first = fake.measured(lambda: pull(ours_env, served["source"], ours))
+            def profile(phase: str) -> str | None:
+                return str(Path(profile_dir, f"{name}-{n}-{phase}.txt")) if profile_dir else None
+
+            first = fake.measured(lambda: pull(ours_env, served["source"], ours,
+                                               profile=profile("first")))
             if adapter.token:
                 token = adapter.token(env)  # not measured
                 env["FLOOR_TOKEN"] = floor_env["FLOOR_TOKEN"] = token
@@ -757,7 +772,8 @@ def run_size(name: str, n: int, latency_ms: int, alertpull_src: str | None) -> l
             fake.ask(f"tick {format_time(start)} {format_time(end)}")
             time.sleep(max(0.0, (end - utcnow()).total_seconds()) + 0.2)
             tick_env = since_env(env, start)
-            tick = fake.measured(lambda: pull(ours_env, served["source"], ours))
+            tick = fake.measured(lambda: pull(ours_env, served["source"], ours,
+                                              profile=profile("tick")))
             tick_low = fake.measured(lambda: floor(adapter, "raw", tick_env, base))
             tick_record = fake.measured(lambda: floor(adapter, "record", tick_env, base))
             rows.append(Row("tick", n, TICK, tick, tick_low, tick_record,
@@ -808,7 +824,7 @@ def explain_calls(adapter: Source, ours: Usage, changes: int) -> None:
 
 
 def bench_source(name: str, sizes: list[int], latency_ms: int,
-                 alertpull_src: str | None) -> None:
+                 alertpull_src: str | None, profile_dir: str | None) -> None:
     """One table: first run and tick at each size, then the RSS ratio across sizes."""
     adapter = SOURCES[name]
     print(f"\n{adapter.title} [{name}], {latency_ms} ms a call, max page {adapter.max_page} "
@@ -817,7 +833,7 @@ def bench_source(name: str, sizes: list[int], latency_ms: int,
           f"{'RSS MB':>7}")
     rss = {}
     for n in sizes:
-        for row in run_size(name, n, latency_ms, alertpull_src):
+        for row in run_size(name, n, latency_ms, alertpull_src, profile_dir):
             report(adapter, row)
             if row.phase == "first":
                 rss[n] = row.ours.max_rss_mb
@@ -845,21 +861,26 @@ def serve(name: str, n: int, workdir: str, latency_ms: int) -> None:
     control(fake, paced, functools.partial(adapter.install, fake), history, adapter.alerts)
 
 
-def regions_concurrency() -> None:
+def regions_concurrency(alertpull_src: str | None) -> None:
     from tests.fakes.aws import REGIONS
 
     fake = FakeProcess([sys.executable, "-m", "tests.fakes.aws", "--findings", str(16 * 200),
                         "--regions", "16", "--span-hours", str(24 * 59), "--latency-ms", "100"])
-    env = {**base_env(), **aws_env(fake.first_line)}
+    env = {**base_env(alertpull_src), **aws_env(fake.first_line)}
     source = {"type": "guardduty", "regions": list(REGIONS)}
     try:
         with tempfile.TemporaryDirectory() as serial, tempfile.TemporaryDirectory() as wide:
             one = pull(env, source, serial, concurrency=1)
             many = pull(env, source, wide, concurrency=8)
+            # Again on the same state: what a tick with nothing new waits for (the account,
+            # the 16 regions' detectors, one page each).
+            one_tick = pull(env, source, serial, concurrency=1)
+            many_tick = pull(env, source, wide, concurrency=8)
     finally:
         fake.close()
     print(f"\n16 regions, 100 ms per call: serial {one.wall:.1f}s, concurrency 8 "
-          f"{many.wall:.1f}s = {many.wall / one.wall:.2f}x (target <= 0.35x)")
+          f"{many.wall:.1f}s = {many.wall / one.wall:.2f}x (target <= 0.35x); a tick after it: "
+          f"serial {one_tick.wall:.2f}s, concurrency 8 {many_tick.wall:.2f}s")
 
 
 def startup() -> None:
@@ -890,6 +911,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="one small size, no regions or startup run: under ~3 minutes")
     parser.add_argument("--alertpull-src", help="run the CLI from this checkout's sources")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample alertpull with py-spy: one SOURCE-N-PHASE.txt of collapsed "
+                        "stacks per run in DIR (CPU figures then include py-spy's)")
     parser.add_argument("--skip-regions", action="store_true")
     parser.add_argument("--skip-startup", action="store_true")
     args = parser.parse_args()
@@ -903,9 +927,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as shadow:
         src = importable(args.alertpull_src, shadow) if args.alertpull_src else None
         for name in args.sources:
-            bench_source(name, sizes, args.latency_ms, src)
-    if not (args.skip_regions or args.quick):
-        regions_concurrency()
+            bench_source(name, sizes, args.latency_ms, src, args.profile)
+        if not (args.skip_regions or args.quick):
+            regions_concurrency(src)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from alertpull.validate import endpoint_url
 
 MAX_RETRIES = 8  # max_retries' default: botocore backs off at random for up to ~1 min
 CONNECT_TIMEOUT = 10  # seconds; timeout_seconds lowers it, never raises it
+# arn:<partition>:iam::<account>:role/<path and name>
+ROLE_ARN = re.compile(r"arn:[a-z-]+:iam::(?P<account>\d{12}):role/.")
 FALLBACK_REGION = "us-east-1"  # STS/EC2 home region when neither config nor profile names one
 # Calls to other services than the connector's own, by operation: (IAM action prefix, label).
 OTHER_SERVICES = {
@@ -127,8 +130,15 @@ class AwsClients:
             return client
 
     def account(self) -> str:
+        """The account the credentials are in. A role's ARN names it (AssumeRole hands out
+        that account's credentials): the role is assumed now, so a refusal is the source's
+        error, and no GetCallerIdentity call is made."""
         region = self.home()
+        role = ROLE_ARN.match(self.settings["role_arn"] or "")
         with self.errors(region):
+            if role:
+                self._session.get_credentials().get_frozen_credentials()
+                return role["account"]
             return str(self.client("sts", region).get_caller_identity()["Account"])
 
     def enabled_regions(self) -> list[str]:

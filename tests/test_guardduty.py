@@ -132,6 +132,54 @@ def test_scopes_one_per_detector_skipping_disabled_and_empty_regions(
     assert [credential_scope(r).region for r in detector_calls] == regions
 
 
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_detectors_of_the_regions_are_asked_for_at_once_up_to_concurrency(
+    fake: AwsFake, concurrency: int
+) -> None:
+    regions = [REGION, OTHER_REGION, "us-west-2", "ap-northeast-1"]
+    for region in regions:
+        fake.add_detector(region, f"det-{region}")
+    # Each ListDetectors is answered once `concurrency` of them have arrived, or after a
+    # bounded wait: asked one after another, the first would wait in vain.
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+    all_in = threading.Barrier(concurrency)
+    waited: list[bool] = []
+
+    def arrive() -> None:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            waited.append(all_in.wait(timeout=10) is not None)
+        except threading.BrokenBarrierError:
+            waited.append(False)
+        with lock:
+            in_flight[0] -= 1
+
+    fake.inject(on("GET", "/detector"), Fault(before=arrive), times=len(regions))
+    conn = connector(regions=regions)
+    conn.concurrency = concurrency
+
+    scopes = conn.scopes()
+
+    assert [s.params["detector_id"] for s in scopes] == [f"det-{r}" for r in regions]
+    assert waited == [True] * len(regions)
+    assert peak[0] == concurrency
+
+
+def test_with_role_arn_the_account_is_the_roles_and_no_identity_call_is_made(
+    fake: AwsFake,
+) -> None:
+    fake.add_detector(REGION, DETECTOR, make_findings(3))
+    conn = connector(role_arn="arn:aws:iam::210987654321:role/path/AlertpullReader")
+
+    (found,) = conn.scopes()
+
+    assert found.key == f"210987654321/{REGION}/{DETECTOR}"
+    actions = [r.form().get("Action") for r in fake.requests if r.path == "/"]
+    assert actions == ["AssumeRole"]
+
+
 def test_scopes_default_to_the_regions_enabled_for_the_account(fake: AwsFake) -> None:
     fake.add_detector(REGION, DETECTOR)
     fake.add_detector(OTHER_REGION, "det-eu")
