@@ -110,3 +110,12 @@ def map_concurrently(work: Callable[[Item], T], items: Sequence[Item], workers: 
         raise
     pool.shutdown()
     return done
+
+
+def in_background(work: Callable[[], T], name: str) -> Callable[[], T]:
+    """Start work() in a thread of its own; the call returned waits for its result (or
+    raises its error) in the same short naps as results(), so a stop is not held up."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(work)
+    pool.shutdown(wait=False)  # the thread ends with work(); nothing else runs in it
+    return lambda: results([future])[0]

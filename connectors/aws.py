@@ -14,13 +14,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from alertpull.connector import Option, max_retries_option
 from alertpull.errors import ConfigError, SourceError, one_line, retries_phrase
 from alertpull.paging import MAX_PAGES_OPTION
 from alertpull.record import dump_json, parse_json
+from alertpull.shutdown import in_background
 from alertpull.validate import endpoint_url
 
 MAX_RETRIES = 8  # max_retries' default: botocore backs off at random for up to ~1 min
@@ -94,6 +95,7 @@ def check_aws_settings(where: str, settings: Mapping[str, Any]) -> None:
                           "every region enabled for the account")
 
 
+T = TypeVar("T")
 Describe = Callable[[Exception, str | None], str]  # (botocore error, region) -> one line
 
 
@@ -140,6 +142,17 @@ class AwsClients:
                 self._session.get_credentials().get_frozen_credentials()
                 return role["account"]
             return str(self.client("sts", region).get_caller_identity()["Account"])
+
+    def account_and(self, discover: Callable[[], T]) -> tuple[str, T]:
+        """The account and what discover() finds (regions, detectors), asked at once: neither
+        needs the other. The account's error (no credentials, a refused role) is the one
+        raised when both fail."""
+        account = in_background(self.account, "account")
+        try:
+            found = discover()
+        finally:
+            account_id = account()
+        return account_id, found
 
     def enabled_regions(self) -> list[str]:
         region = self.home()

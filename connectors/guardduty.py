@@ -72,18 +72,18 @@ class GuardDutyConnector(Connector):
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        account = self._aws.account()
+        # Each region answers ListDetectors at its own endpoint: asked at once (and while the
+        # account is, see account_and), a run of 17 regions waits one round trip for its
+        # detectors instead of 17 after one for the account.
+        def detectors() -> list[tuple[str, list[str] | SourceError | None]]:
+            regions = self._regions()
+            found = map_concurrently(self._detectors_or_error, regions, self.concurrency,
+                                     "detectors")
+            return list(zip(regions, found, strict=True))
 
-        def scopes_in(region: str) -> list[Scope]:
-            try:
-                return self._scopes_in(account, region)
-            except SourceError as exc:  # one region failing never holds back the others
-                return [Scope(key=f"{account}/{region}", error=str(exc))]
-
-        # Each region answers ListDetectors at its own endpoint: asked at once, a run of
-        # 17 regions waits one round trip for its detectors instead of 17.
-        found = map_concurrently(scopes_in, self._regions(), self.concurrency, "detectors")
-        return [scope for scopes in found for scope in scopes]
+        account, found = self._aws.account_and(detectors)
+        return [scope for region, listed in found
+                for scope in self._scopes_in(account, region, listed)]
 
     def fetch(self, scope: Scope, window: Window, memory: Memory) -> Iterator[list[Any]]:
         from botocore.exceptions import PaginationError
@@ -157,8 +157,16 @@ class GuardDutyConnector(Connector):
     def _regions(self) -> list[str]:
         return list(self.settings["regions"] or self._aws.enabled_regions())
 
-    def _scopes_in(self, account: str, region: str) -> list[Scope]:
-        detectors = self._detectors(region)
+    def _detectors_or_error(self, region: str) -> list[str] | SourceError | None:
+        try:
+            return self._detectors(region)
+        except SourceError as exc:  # one region failing never holds back the others
+            return exc
+
+    def _scopes_in(self, account: str, region: str,
+                   detectors: list[str] | SourceError | None) -> list[Scope]:
+        if isinstance(detectors, SourceError):
+            return [Scope(key=f"{account}/{region}", error=str(detectors))]
         if detectors is None:
             self.log.warning("skipping %s: the region is not enabled for this account", region)
         elif not detectors:

@@ -107,10 +107,10 @@ class SecurityHubConnector(Connector):
     # -- the connector contract ----------------------------------------------------------
 
     def scopes(self) -> list[Scope]:
-        account = self._aws.account()
+        account, regions = self._aws.account_and(self._regions)
         return [FINDINGS.scope(f"{account}/{region}", {"account": account, "region": region},
                                account)
-                for region in self._regions()]
+                for region in regions]
 
     def landmarks(self, scope: Scope) -> Landmarks:
         return OCSF_LANDMARKS if self._v2 else ASFF_LANDMARKS

@@ -167,6 +167,22 @@ def test_detectors_of_the_regions_are_asked_for_at_once_up_to_concurrency(
     assert peak[0] == concurrency
 
 
+def test_the_account_is_asked_for_while_the_detectors_are(fake: AwsFake) -> None:
+    fake.add_detector(REGION, DETECTOR)
+    listed = threading.Event()
+    fake.inject(on("GET", "/detector"), Fault(before=listed.set))
+    # GetCallerIdentity is answered once ListDetectors has arrived: in that order the two
+    # are on the wire together (bounded so a regression fails, not hangs).
+    overlapped: list[bool] = []
+    fake.inject(lambda r: r.path == "/" and r.form().get("Action") == "GetCallerIdentity",
+                Fault(before=lambda: overlapped.append(listed.wait(timeout=10))))
+
+    (found,) = connector().scopes()
+
+    assert overlapped == [True]
+    assert found.key == f"123456789012/{REGION}/{DETECTOR}"
+
+
 def test_with_role_arn_the_account_is_the_roles_and_no_identity_call_is_made(
     fake: AwsFake,
 ) -> None:

@@ -9,6 +9,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -256,6 +257,24 @@ def test_regions_default_to_the_aggregation_region(fake: SecurityHubFake, api: s
     assert scopes == [Scope(f"{ACCOUNT}/{OTHER_REGION}",
                             {"account": ACCOUNT, "region": OTHER_REGION}, tenant=ACCOUNT)]
     assert not any(r.form().get("Action") == "DescribeRegions" for r in fake.requests)
+
+
+def test_the_account_is_asked_for_while_the_aggregation_region_is(
+        fake: SecurityHubFake) -> None:
+    fake.enable_hub(REGION)
+    fake.aggregation_region = REGION
+    aggregators = threading.Event()
+    fake.inject(lambda r: r.path != "/", Fault(before=aggregators.set))
+    # GetCallerIdentity is answered once the aggregators' lookup has arrived: in that order
+    # the two are on the wire together (bounded so a regression fails, not hangs).
+    overlapped: list[bool] = []
+    fake.inject(lambda r: r.path == "/" and r.form().get("Action") == "GetCallerIdentity",
+                Fault(before=lambda: overlapped.append(aggregators.wait(timeout=10))))
+
+    (found,) = connector(regions=None).scopes()
+
+    assert overlapped == [True]
+    assert found.key == f"{ACCOUNT}/{REGION}"
 
 
 def test_without_an_aggregator_regions_default_to_every_enabled_region(
