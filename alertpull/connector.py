@@ -226,12 +226,15 @@ class Memory:
     `unparsed` is where a connector that reads raw input (files, objects) counts what it
     read but could not make an alert of, such as a line that is not JSON: the engine adds
     it to the run's counts, so it shows in the run summary and `status`, not only in the
-    connector's warning.
+    connector's warning. `unchanged` counts the alerts it read and left out as versions
+    already written (a remembered version, see the declarative `version_memory`): the
+    engine counts them as fetched and duplicate, as it does the versions it drops itself.
     """
 
     previous: Mapping[str, Any] | None = None
     current: dict[str, Any] | None = None
     unparsed: int = 0
+    unchanged: int = 0
     position: Position = field(default_factory=Position)
 
 

@@ -88,6 +88,8 @@ class ScopePull:
                 break
             pulled.append((window.start, window.end))
         self.counts.unparsed += memory.unparsed
+        self.counts.fetched += memory.unchanged
+        self.counts.duplicates += memory.unchanged
         return advance(self.cursor, pulled, self.versions, memory.current,
                        memory.position.reached)
 

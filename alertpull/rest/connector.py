@@ -182,7 +182,8 @@ class RestConnector(Connector):
                 key, changed_ms = identity
                 digest = raw_sha256(self.version_view(raw))[:16]  # 64 bits: enough per alert
                 if remembered.get(key, [None])[0] == digest:
-                    continue  # touched, not changed
+                    memory.unchanged += 1  # touched, not changed
+                    continue
                 kept.append(raw)
                 if start <= changed_ms < end:
                     remembered[key] = [digest, changed_ms]
