@@ -150,9 +150,10 @@ class AwsClients:
         account = in_background(self.account, "account")
         try:
             found = discover()
-        finally:
-            account_id = account()
-        return account_id, found
+        except SourceError:
+            account()  # raises the account's error, if it has one
+            raise
+        return account(), found
 
     def enabled_regions(self) -> list[str]:
         region = self.home()

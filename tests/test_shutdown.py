@@ -85,11 +85,12 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
-@pytest.mark.parametrize("where", ["findings/get", "/detector"])
+@pytest.mark.parametrize("where", ["findings/get", "/detector", "/"])
 def test_a_stop_in_a_stalled_call_publishes_nothing_and_a_rerun_writes_all_once(
         aws: AwsWorld, signum: int, code: int, where: str) -> None:
     """Stalled in the second page's GetFindings (a scope worker thread, page one already
-    staged) or in ListDetectors (the main thread, listing scopes)."""
+    staged), in ListDetectors or in STS's GetCallerIdentity (threads of their own while
+    the main thread lists scopes)."""
     aws.add(20, first=0, base_time=hours_ago(3))
     assert aws.fetch("--until", "2h").returncode == 0  # a cursor to keep, 2 h ago
     before, cursor = aws.records(), snapshot(aws.state)
