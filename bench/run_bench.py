@@ -688,9 +688,10 @@ def pull(env: dict[str, str], source: dict[str, Any], workdir: str,
         "state": {"backend": "local", "path": "state"}, "sink": {"type": "jsonl", "path": "alerts"},
         "defaults": {"concurrency": concurrency, "settle": "0s"},
         "sources": {"bench": source}}, indent=1))
-    # Every thread sampled (the scopes are pulled in worker threads), as collapsed stacks.
-    profiled = [py_spy(), "record", "--format", "raw", "--rate", "250", "--output", profile,
-                "--"] if profile else []
+    # Every thread sampled while it holds the GIL (the scopes are pulled in worker threads;
+    # a thread waiting for the GIL is not working), as collapsed stacks.
+    profiled = [py_spy(), "record", "--gil", "--format", "raw", "--rate", "250",
+                "--output", profile, "--"] if profile else []
     return run_measured([*profiled, ALERTPULL, "-c", str(config), "fetch", "--all",
                          "--since", SINCE], env, workdir)
 
