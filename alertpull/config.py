@@ -303,10 +303,17 @@ def parse_config(raw: Any, path: str) -> Config:
     if not sources_raw:
         raise ConfigError("sources: no sources configured; add at least one under 'sources:'")
     sources = {str(n): _source(str(n), d, defaults, base_dir) for n, d in sources_raw.items()}
+    return Config(path=path, state=state, sink=sink, sources=sources,
+                  notify=_notify(raw.get("notify"), sink, sources, base_dir))
+
+
+def _notify(raw: Any, sink: Mapping[str, Any], sources: Mapping[str, SourceConfig],
+            base_dir: str) -> tuple[Any, ...]:
+    if raw is None:  # no targets: their HTTP layer (requests) is not imported
+        return ()
     from alertpull.notify.config import parse_notify
 
-    notify = parse_notify(raw.get("notify"), sink, sources, base_dir)
-    return Config(path=path, state=state, sink=sink, sources=sources, notify=notify)
+    return parse_notify(raw, sink, sources, base_dir)
 
 
 def load_config(path: str) -> Config:

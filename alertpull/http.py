@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import jmespath
 import requests
@@ -32,6 +31,7 @@ from urllib3.util.retry import Retry
 
 from alertpull import __version__
 from alertpull.errors import SourceError, one_line, retries_phrase
+from alertpull.ratebudget import RateBudget
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 DEFAULT_RETRIES = 6  # per call, after its first attempt
@@ -183,36 +183,6 @@ def error_text(response: requests.Response) -> str:
     if "html" in response.headers.get("Content-Type", "").lower():
         return response.reason or ""
     return response.text
-
-
-class RateBudget:
-    """At most `calls` per `period` seconds, shared by every thread that holds it."""
-
-    _registry: ClassVar[dict[str, RateBudget]] = {}
-    _registry_lock = threading.Lock()
-
-    def __init__(self, calls: int, period: float) -> None:
-        self.interval = period / calls
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, key: str, calls: int, period: float) -> RateBudget:
-        """One budget per key (e.g. per tenant), so every source on it shares the limit;
-        when sources ask for different rates, the strictest holds for all."""
-        with cls._registry_lock:
-            budget = cls._registry.setdefault(key, cls(calls, period))
-            budget.interval = max(budget.interval, period / calls)
-            return budget
-
-    def acquire(self) -> None:
-        """Block until the next call is within budget (calls are evenly spaced)."""
-        with self._lock:
-            now = time.monotonic()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            time.sleep(wait)
 
 
 # -- 429s paced by a budget --------------------------------------------------------------------

@@ -21,14 +21,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
-
-import jmespath
-import requests
 
 from alertpull.connector import Option
 from alertpull.errors import SourceError, WindowIncomplete
+
+if TYPE_CHECKING:  # the AWS and Google connectors use the page guard, not requests' paging
+    import jmespath.parser
+    import requests
 
 DEFAULT_MAX_PAGES = 100_000
 
@@ -79,6 +80,8 @@ class Paginator(Protocol):
 
 
 def _path(expression: str) -> jmespath.parser.ParsedResult:
+    import jmespath
+
     return jmespath.compile(expression)
 
 

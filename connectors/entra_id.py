@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Stream, Vendor, Window
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, WindowIncomplete
-from alertpull.http import RateBudget
+from alertpull.ratebudget import RateBudget
 from alertpull.record import (
     Normalized,
     compact,

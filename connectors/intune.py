@@ -40,7 +40,7 @@ from alertpull.connector import (
     Window,
 )
 from alertpull.errors import ConfigError, MalformedAlert
-from alertpull.http import RateBudget
+from alertpull.ratebudget import RateBudget
 from alertpull.record import Normalized, compact, text, unique_objects
 from alertpull.snapshot import snapshot_changes
 from alertpull.timeutil import format_time, parse_time_or_none

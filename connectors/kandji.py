@@ -54,7 +54,6 @@ from alertpull.http import (
     DEFAULT_TIMEOUT,
     RETRY_BASE_SECONDS,
     ErrorVoice,
-    RateBudget,
     UnreadableAnswer,
     answer_error,
     asked_again_if_unreadable,
@@ -62,6 +61,7 @@ from alertpull.http import (
     transport_errors,
 )
 from alertpull.paging import MAX_PAGES_OPTION, CursorParam, OffsetLimit, Paginator, Request, pages
+from alertpull.ratebudget import RateBudget
 from alertpull.record import Normalized, compact, parse_json, text, unique_strings
 from alertpull.snapshot import VersionDiff, snapshot_changes
 from alertpull.timeutil import parse_time

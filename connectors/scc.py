@@ -50,8 +50,9 @@ from alertpull.connector import (
 )
 from alertpull.connectors.google import GOOGLE_ERROR_BODY
 from alertpull.errors import ConfigError, MalformedAlert, SourceError, one_line
-from alertpull.http import RateBudget, error_body
+from alertpull.http import error_body
 from alertpull.paging import MAX_PAGES_OPTION, PageGuard
+from alertpull.ratebudget import RateBudget
 from alertpull.record import Normalized, compact, dig, parse_json, text, unique_strings
 from alertpull.timeutil import format_time, parse_time_or_none
 from alertpull.validate import endpoint_url, key_file

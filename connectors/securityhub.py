@@ -31,8 +31,8 @@ from alertpull.connector import Connector, Landmarks, Memory, Option, Scope, Str
 from alertpull.connectors import aws
 from alertpull.connectors.aws import WIRE_ITEMS, AwsClients, AwsService, error_code
 from alertpull.errors import ConfigError, MalformedAlert
-from alertpull.http import RateBudget
 from alertpull.paging import PageGuard
+from alertpull.ratebudget import RateBudget
 from alertpull.record import Normalized, compact, dig, text
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time_or_none
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from alertpull.http import CappedRetry, RateBudget, make_session
+from alertpull.http import CappedRetry, make_session
+from alertpull.ratebudget import RateBudget
 from tests.fakes.http_fake import FakeServer, Fault, Request, Response, on
 
 

@@ -83,9 +83,8 @@ class Target:
 
 def parse_notify(raw: Any, sink: Mapping[str, Any], sources: Mapping[str, Any],
                  base_dir: str) -> tuple[Target, ...]:
-    """Validate the `notify:` list against the sink and the configured sources."""
-    if raw is None:
-        return ()
+    """Validate the `notify:` list (present: alertpull.config reads no section as no
+    targets) against the sink and the configured sources."""
     if not isinstance(raw, list):
         raise ConfigError("notify: expected a list of targets, e.g. "
                           "notify: [{type: slack, url: \"${SLACK_WEBHOOK}\"}]")

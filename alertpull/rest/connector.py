@@ -37,7 +37,6 @@ from alertpull.http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     RETRY_BASE_SECONDS,
-    RateBudget,
     UnreadableAnswer,
     asked_again_if_unreadable,
     error_text,
@@ -54,6 +53,7 @@ from alertpull.paging import (
     Request,
     pages,
 )
+from alertpull.ratebudget import RateBudget
 from alertpull.record import Normalized, parse_json, raw_sha256
 from alertpull.rest import mapping
 from alertpull.rest.auth import Authenticator
