@@ -522,7 +522,7 @@ def canary_alerts(n: int, base: datetime, step: timedelta) -> Sequence[Any]:
         made["updated_id"] = i + 1  # the console's counter: incident i was its (i+1)th change
         return made
 
-    return Generated(incident, n, "updated_time")
+    return Generated(incident, n, "updated_id")
 
 
 

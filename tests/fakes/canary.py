@@ -11,15 +11,17 @@ Acknowledging an incident gives it a new updated_id, so it is listed again.
 
 from __future__ import annotations
 
+import operator
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from alertpull.timeutil import to_epoch_ms, utcnow
 
+from .generated import Generated
 from .http_fake import FakeServer, Request, Response
 from .tokens import BadToken, bind, peek
 
@@ -32,7 +34,7 @@ class CanaryFake(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.auth_token = secrets.token_hex(16)
-        self.incidents: list[dict[str, Any]] = []
+        self.incidents: list[dict[str, Any]] | Generated[dict[str, Any]] = []
         self.page_cap = 10_000  # lower it to page a few incidents whatever `limit` asks
         self._updated_id = 0
 
@@ -85,13 +87,21 @@ class CanaryFake(FakeServer):
         except (BadToken, ValueError):
             return Response.json({"result": "error", "message": "Invalid parameters"}, 400)
 
+    def _since(self, since: int) -> Sequence[dict[str, Any]]:
+        """The incidents changed after `since`, in change order. Generated incidents in that
+        order (the bench's) are found by bisection; a list is filtered and sorted."""
+        incidents = self.incidents
+        if isinstance(incidents, Generated) and incidents.sorted_by == "updated_id":
+            return incidents.where(lambda i: i["updated_id"], operator.gt, since)
+        return sorted((i for i in incidents if i["updated_id"] > since),
+                      key=lambda i: i["updated_id"])
+
     def _page(self, params: dict[str, Any], offset: int) -> dict[str, Any]:
         since = int(params.get("incidents_since") or 0)
-        found = sorted((i for i in self.incidents if i["updated_id"] > since),
-                       key=lambda i: i["updated_id"])
+        found = self._since(since)
         limit = min(int(params["limit"]) if params.get("limit") else len(found) or 1,
                     self.page_cap)
-        page = found[offset:offset + limit]
+        page = list(found[offset:offset + limit])
         next_token = bind(offset + limit, params) if offset + limit < len(found) else None
         link = (f"{self.url}{INCIDENTS_PATH}?"
                 f"{urlencode({'cursor': next_token, 'auth_token': self.auth_token})}"

@@ -13,15 +13,17 @@ the X-RateLimit-Limit/Remaining headers.
 
 from __future__ import annotations
 
+import operator
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from alertpull.timeutil import format_time, parse_time, utcnow
 
+from .generated import Generated
 from .http_fake import FakeServer, Request, Response
 from .tokens import BadToken, bind, unbind
 
@@ -29,9 +31,8 @@ TOKEN_PATH = "/oauth2/token"
 ALERTS_PATH = "/alerts/combined/alerts/v1"
 CID = "9f1c2ad8e4b54fd1a0c2e3b4d5f60718"
 _TERM = re.compile(r"^(\w+):(>=|<=|>|<)'([^']+)'$")
-_OPS: dict[str, Callable[[datetime, datetime], bool]] = {
-    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
 def _error(status: int, message: str) -> Response:
@@ -44,7 +45,7 @@ class CrowdStrikeFake(FakeServer):
         super().__init__()
         self.client_id = secrets.token_hex(16)
         self.client_secret = secrets.token_hex(20)
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] | Generated[dict[str, Any]] = []
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.lifetime = 1799
         self.member_cids: list[str] = []  # member_cid values the token calls carried
@@ -83,17 +84,15 @@ class CrowdStrikeFake(FakeServer):
         limit = int(body.get("limit") or 100)
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        found = [a for a in self.alerts if _matches(a, str(body.get("filter") or ""))]
-        field, _, direction = str(body.get("sort") or "created_timestamp|desc").partition("|")
-        found.sort(key=lambda a: (parse_time(a[field]), str(a["composite_id"])),
-                   reverse=direction == "desc")
+        found = self._listed(_terms(str(body.get("filter") or "")),
+                             str(body.get("sort") or "created_timestamp|desc"))
         limit = min(limit, self.page_cap)
         query = {"filter": body.get("filter"), "sort": body.get("sort")}
         try:
             offset = unbind(body["after"], query) if body.get("after") else 0
         except BadToken:
             raise ValueError("invalid after token") from None
-        page = found[offset:offset + limit]
+        page = list(found[offset:offset + limit])
         pagination: dict[str, Any] = {"total": len(found), "limit": limit}
         if offset + len(page) < len(found):
             pagination["after"] = bind(offset + len(page), query)
@@ -102,15 +101,36 @@ class CrowdStrikeFake(FakeServer):
                 "resources": page, "errors": []}
 
 
-def _matches(alert: dict[str, Any], fql: str) -> bool:
+    def _listed(self, terms: list[Term], sort: str) -> Sequence[dict[str, Any]]:
+        """The alerts a query lists, in its order. Generated alerts filtered on the time
+        they are sorted by alone, ascending (the bench's), are a window found by bisection;
+        a list is filtered and sorted."""
+        field, _, direction = sort.partition("|")
+        alerts = self.alerts
+        if isinstance(alerts, Generated) and alerts.sorted_by == field and \
+                direction == "asc" and all(name == field for name, _, _ in terms):
+            for _, compare, bound in terms:
+                alerts = alerts.where(lambda a: parse_time(a[field]), compare, bound)
+            return alerts
+        found = [a for a in alerts
+                 if all(compare(parse_time(a[name]), bound) for name, compare, bound in terms)]
+        found.sort(key=lambda a: (parse_time(a[field]), str(a["composite_id"])),
+                   reverse=direction == "desc")
+        return found
+
+
+Term = tuple[str, Callable[[Any, Any], bool], datetime]  # field, comparison, bound
+
+
+def _terms(fql: str) -> list[Term]:
+    terms = []
     for term in filter(None, fql.split("+")):
         match = _TERM.match(term)
         if match is None:
             raise ValueError(f"invalid filter term {term!r}")
         field, op, value = match.groups()
-        if not _OPS[op](parse_time(alert[field]), parse_time(value)):
-            return False
-    return True
+        terms.append((field, _OPS[op], parse_time(value)))
+    return terms
 
 
 def make_alert(n: int, updated: datetime, *, severity: int = 50, status: str = "new",

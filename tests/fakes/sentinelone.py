@@ -10,13 +10,15 @@ token, 400 for a bad parameter.
 
 from __future__ import annotations
 
+import operator
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertpull.timeutil import format_time, parse_time, utcnow
 
+from .generated import Generated
 from .http_fake import FakeServer, Request, Response
 from .tokens import BadToken, bind, unbind
 
@@ -33,7 +35,7 @@ class SentinelOneFake(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.token = secrets.token_hex(40)
-        self.threats: list[dict[str, Any]] = []
+        self.threats: list[dict[str, Any]] | Generated[dict[str, Any]] = []
         self.page_cap = 1000  # the API's maximum `limit`; lower it to page a few threats
 
     def handle(self, request: Request) -> Response:
@@ -55,24 +57,42 @@ class SentinelOneFake(FakeServer):
         limit = int(params.get("limit", "10"))
         if not 1 <= limit <= 1000:
             raise ValueError("limit: must be between 1 and 1000")
-        found = [t for t in self.threats if _matches(t, params)]
         field = {"updatedAt": "updatedAt", "createdAt": "createdAt"}.get(
             params.get("sortBy", "createdAt"))
         if field is None:
             raise ValueError(f"sortBy: {params['sortBy']} is not a valid choice")
-        found.sort(key=lambda t: (_when(t["threatInfo"][field]), str(t["id"])),
-                   reverse=params.get("sortOrder") == "desc")
+        found = self._listed(params, field)
         limit = min(limit, self.page_cap)
         query = {k: v for k, v in params.items() if k != "cursor"}
         try:
             offset = unbind(params["cursor"], query) if params.get("cursor") else 0
         except BadToken:
             raise ValueError("cursor: invalid cursor") from None
-        page = found[offset:offset + limit]
+        page = list(found[offset:offset + limit])
         more = offset + len(page) < len(found)
         return {"data": page, "pagination": {
             "nextCursor": bind(offset + len(page), query) if more else None,
             "totalItems": len(found)}}
+
+
+    def _listed(self, params: dict[str, str], field: str) -> Sequence[dict[str, Any]]:
+        """The threats a query lists, in its order. Generated threats filtered on the time
+        they are sorted by alone, ascending (the bench's), are a window found by bisection;
+        a list is filtered and sorted."""
+        threats = self.threats
+        bounds = {f"{field}__gte": operator.ge, f"{field}__lt": operator.lt}
+        if isinstance(threats, Generated) and threats.sorted_by == f"threatInfo.{field}" \
+                and params.get("sortOrder") != "desc" \
+                and set(params) <= {*bounds, "sortBy", "sortOrder", "limit", "cursor"}:
+            for name, compare in bounds.items():
+                if name in params:
+                    threats = threats.where(lambda t: _when(t["threatInfo"][field]), compare,
+                                            parse_time(params[name]))
+            return threats
+        found = [t for t in threats if _matches(t, params)]
+        found.sort(key=lambda t: (_when(t["threatInfo"][field]), str(t["id"])),
+                   reverse=params.get("sortOrder") == "desc")
+        return found
 
 
 def _matches(threat: dict[str, Any], params: dict[str, str]) -> bool:
