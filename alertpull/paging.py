@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from alertpull.connector import Option
 from alertpull.errors import SourceError, WindowIncomplete
 
-if TYPE_CHECKING:  # the AWS and Google connectors use the page guard, not requests' paging
+if TYPE_CHECKING:  # imported where used: the SDK connectors (AWS, Google) import this
+    # module for PageGuard alone and never page over requests
     import jmespath.parser
     import requests
 
