@@ -139,7 +139,9 @@ class AwsClients:
         role = ROLE_ARN.match(self.settings["role_arn"] or "")
         with self.errors(region):
             if role:
-                self._session.get_credentials().get_frozen_credentials()
+                with self._lock:  # the Session is not thread-safe (see the class)
+                    credentials = self._session.get_credentials()
+                credentials.get_frozen_credentials()  # botocore locks its own refresh
                 return role["account"]
             return str(self.client("sts", region).get_caller_identity()["Account"])
 
