@@ -150,7 +150,8 @@ def test_detectors_of_the_regions_are_asked_for_at_once_up_to_concurrency(
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
         try:
-            waited.append(all_in.wait(timeout=10) is not None)
+            all_in.wait(timeout=10)
+            waited.append(True)
         except threading.BrokenBarrierError:
             waited.append(False)
         with lock:

@@ -100,7 +100,6 @@ class CrowdStrikeFake(FakeServer):
                          "trace_id": secrets.token_hex(8)},
                 "resources": page, "errors": []}
 
-
     def _listed(self, terms: list[Term], sort: str) -> Sequence[dict[str, Any]]:
         """The alerts a query lists, in its order. Generated alerts filtered on the time
         they are sorted by alone, ascending (the bench's), are a window found by bisection;

@@ -74,7 +74,6 @@ class SentinelOneFake(FakeServer):
             "nextCursor": bind(offset + len(page), query) if more else None,
             "totalItems": len(found)}}
 
-
     def _listed(self, params: dict[str, str], field: str) -> Sequence[dict[str, Any]]:
         """The threats a query lists, in its order. Generated threats filtered on the time
         they are sorted by alone, ascending (the bench's), are a window found by bisection;
