@@ -20,7 +20,15 @@ from alertpull.log import Progress
 from alertpull.notify.ledger import FirstVersions
 from alertpull.ocsf import to_ocsf
 from alertpull.readahead import ReadAhead
-from alertpull.record import Normalized, build_record, json_line, raw_sha256
+from alertpull.record import (
+    Normalized,
+    build_record,
+    canonical_and_sha256,
+    json_line,
+    raw_sha256,
+    record_fields,
+    record_line,
+)
 from alertpull.sinks.base import Writer
 from alertpull.timeutil import format_time, from_epoch_ms, parse_time, to_epoch_ms, utcnow
 
@@ -136,7 +144,7 @@ class ScopePull:
         try:
             alert = self.connector.normalize(self.scope, raw)
         except Exception as exc:  # the mapping's fault only: it stays with this alert
-            sha = raw_sha256(raw)
+            canonical, sha = canonical_and_sha256(raw)
             alert = self._degraded(raw, exc, sha, pulled_at)
             changed_ms = to_epoch_ms(alert.changed_at)
         else:
@@ -144,7 +152,7 @@ class ScopePull:
             if in_window is None:
                 return
             changed_ms = in_window
-            sha = raw_sha256(raw)
+            canonical, sha = canonical_and_sha256(raw)
         view = self.connector.version_view(raw)
         version = sha if view is raw else raw_sha256(view)
         key = f"{alert.tenant}|{alert.native_id}"
@@ -154,8 +162,7 @@ class ScopePull:
             return
         self.counts.written += 1
         if self.writer is not None:
-            record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
-            self.writer.write(self._line(record, seen_before))
+            self.writer.write(self._line(alert, raw, canonical, sha, pulled_at, seen_before))
             self.firsts.add(not seen_before)
 
     def _in_window(self, alert: Normalized, window: Window) -> int | None:
@@ -183,11 +190,14 @@ class ScopePull:
                          self.connector.describe(raw), alert.extra["normalize_error"])
         return alert
 
-    def _line(self, record: dict[str, Any], seen_before: bool) -> bytes:
+    def _line(self, alert: Normalized, raw: Any, canonical: bytes, sha: str, pulled_at: str,
+              seen_before: bool) -> bytes:
         if self.output_format == "ocsf":
+            record = build_record(self.source, self.source_type, alert, raw, sha, pulled_at)
             # Create vs Update: what this run and the cursor's overlap memory know of
             # earlier versions is all there is (see alertpull.ocsf).
             return json_line(to_ocsf(record, seen_before=seen_before,
                                      vendor=self.connector.vendor,
-                                     native=self.connector.ocsf_finding(record["raw"])))
-        return json_line(record)
+                                     native=self.connector.ocsf_finding(raw)))
+        return record_line(record_fields(self.source, self.source_type, alert, pulled_at),
+                           canonical, sha)

@@ -198,13 +198,28 @@ def canonical_json(value: Any) -> bytes:
     return dump_json(value, orjson.OPT_SORT_KEYS)
 
 
+def canonical_and_sha256(raw: Any) -> tuple[bytes, str]:
+    """raw's canonical JSON and its SHA-256 (the record's raw_sha256): a line carries both."""
+    canonical = canonical_json(raw)
+    return canonical, hashlib.sha256(canonical).hexdigest()
+
+
 def raw_sha256(raw: Any) -> str:
-    return hashlib.sha256(canonical_json(raw)).hexdigest()
+    return canonical_and_sha256(raw)[1]
 
 
 def json_line(record: Mapping[str, Any]) -> bytes:
     """One output line."""
     return dump_json(record)
+
+
+def record_line(fields: Mapping[str, Any], raw_canonical: bytes, sha: str) -> bytes:
+    """The line of a native record: `fields` (record_fields), then `raw` written as its
+    canonical JSON, then `raw_sha256`. The vendor object is serialized once per alert,
+    for the hash, not a second time for the line (most of a line's cost: the raw is most
+    of its bytes), and the raw text of a line is exactly what its raw_sha256 digests."""
+    return b"".join((dump_json(fields)[:-1], b',"raw":', raw_canonical,
+                     b',"raw_sha256":"', sha.encode(), b'"}'))
 
 
 def dedup_key(source: str, tenant: str, native_id: str) -> str:
@@ -238,6 +253,15 @@ def build_record(
     """Assemble the output record. `raw` is kept verbatim (datetimes rendered as RFC 3339).
 
     `pulled_at` comes formatted (format_time): the caller stamps a whole page at once."""
+    record = record_fields(source, source_type, alert, pulled_at)
+    record["raw"] = raw
+    record["raw_sha256"] = sha
+    return record
+
+
+def record_fields(source: str, source_type: str, alert: Normalized,
+                  pulled_at: str) -> dict[str, Any]:
+    """The record's fields before `raw` and `raw_sha256`, which close every record."""
     key = dedup_key(source, alert.tenant, alert.native_id)
     created, updated = alert.created_at, alert.updated_at
     # One moment is often the created, the updated and an optional time at once (the same
@@ -270,6 +294,4 @@ def build_record(
                 value = (created_at if value is created else
                          updated_at if value is updated else format_time(value))
             record[name] = value
-    record["raw"] = raw
-    record["raw_sha256"] = sha
     return record

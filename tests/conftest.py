@@ -91,22 +91,33 @@ def validate_records() -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 def read_records(root: Path) -> list[dict[str, Any]]:
     """Every record published under a local sink root (hidden staged files excluded), each
-    checked against the schema (a line read back again, as tests do after every run, was
-    checked the first time: validation is most of a test's own CPU)."""
+    checked against the schema and check_raw_text (a line read back again, as tests do
+    after every run, was checked the first time: validation is most of a test's own CPU)."""
     records = []
     for path in sorted(root.rglob("*.jsonl*")):
         if path.name.startswith((".", "_")):
             continue
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with opener(path, "rb") as handle:
             for line in handle:
                 record = json.loads(line)
-                digest = hashlib.blake2b(line.encode(), digest_size=16).digest()
+                digest = hashlib.blake2b(line, digest_size=16).digest()
                 if digest not in _valid_lines:
                     record_validator().validate(record)
+                    check_raw_text(line.rstrip(b"\n"), record)
                     _valid_lines.add(digest)
                 records.append(record)
     return records
+
+
+def check_raw_text(line: bytes, record: dict[str, Any]) -> None:
+    """A line closes with its raw as canonical JSON, then raw_sha256: the digest of that text."""
+    from alertpull.record import canonical_json
+
+    raw_text = canonical_json(record["raw"])
+    assert line.endswith(b',"raw":' + raw_text + b',"raw_sha256":"'
+                         + record["raw_sha256"].encode() + b'"}'), line[-200:]
+    assert hashlib.sha256(raw_text).hexdigest() == record["raw_sha256"]
 
 
 _valid_lines: set[bytes] = set()  # digests of the lines this worker checked

@@ -46,7 +46,7 @@ class Query:
 def head(line: bytes) -> dict[str, Any]:
     """The fields a pass needs, parsed from the bytes before the record's `raw` when it can.
 
-    The writer (alertpull.record.build_record) puts every field before the vendor's raw
+    The writer (alertpull.record.record_line) puts every field before the vendor's raw
     payload, the bulk of a line, so parsing only the head is several times faster.
     `,"raw":` cannot occur inside a JSON string (a quote there is escaped), so the cut is
     either just before the top-level raw, or inside a nested object, where the head then

@@ -1,6 +1,6 @@
 """A generated published alert log, for the `alertpull alerts` memory test and the bench:
 Hive partitions of gzip JSONL parts laid out as the jsonl sink writes them, each line a
-record built by alertpull.record.build_record around a GuardDuty-like raw finding of about
+record written by alertpull.record.record_line around a GuardDuty-like raw finding of about
 1.6 KB in all."""
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from alertpull.record import Normalized, build_record, raw_sha256
+from alertpull.record import Normalized, canonical_and_sha256, record_fields, record_line
 from alertpull.timeutil import format_time, utcnow
 
 SEVERITIES = ("low", "medium", "medium", "high", "critical")
@@ -66,8 +64,9 @@ def lines(count: int, alerts: int, *, days: int = 10, seed: int = 11,
             status_raw=None, created_at=start + step * n, updated_at=moment,
             link=f"https://console.aws.amazon.com/guardduty/home#/findings?fId={raw['id']}",
             extra={"count": version + 1, "category": raw["type"]})
-        record = build_record(source, "guardduty", alert, raw, raw_sha256(raw), stamp)
-        yield source, f"{moment:%Y-%m-%d}", orjson.dumps(record)
+        canonical, sha = canonical_and_sha256(raw)
+        fields = record_fields(source, "guardduty", alert, stamp)
+        yield source, f"{moment:%Y-%m-%d}", record_line(fields, canonical, sha)
 
 
 def write_log(root: Path, count: int, alerts: int, *, per_part: int = 5000,
