@@ -8,7 +8,6 @@ somehow both hold a source can never silently overwrite each other.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 
 from alertpull.errors import StateError
-from alertpull.record import dump_json
+from alertpull.record import dump_json, parse_json
 
 STATE_SCHEMA_VERSION = 1
 
@@ -24,7 +23,7 @@ STATE_SCHEMA_VERSION = 1
 def parse_document(source: str, text: bytes | str, where: str) -> dict[str, Any]:
     """Decode a state document, refusing corrupt or newer-schema ones with a clear fix."""
     try:
-        doc = json.loads(text)
+        doc = parse_json(text)  # orjson: a cursor may remember ~100k versions (see below)
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
     except ValueError:
