@@ -383,3 +383,78 @@ def test_the_worked_example_of_the_docs_is_the_shipped_example_spec(tmp_path: Pa
     assert example.split("\n", 1)[1] == shown.split("```", 1)[0]
     source = load(tmp_path, yaml.safe_load(example), base_url="https://api.acme.example")
     assert source.settings["org"] is None and source.type == "rest"
+
+
+# -- entities written as field paths ---------------------------------------------------------
+
+ENTITIES_AS_JMESPATH = {
+    "devices": "[host.{type: 'device', id: id, name: name, os: os}][?id]",
+    "users": "[{type: 'user', id: actor_id, name: actor}][?name]",
+    "related": "{ips: [host.ip, remote_ip, host.ip], hashes: [file.sha256]}",
+}
+ENTITIES_AS_PATHS = {
+    "devices": [{"type": "device", "id": "host.id", "name": "host.name", "os": "host.os"}],
+    "users": [{"type": "user", "id": "actor_id", "name": "actor", "require": "name"}],
+    "related": {"ips": ["host.ip", "remote_ip", "host.ip"], "hashes": ["file.sha256"]},
+}
+ODD_VALUES = (None, "", 0, False, "text", [], {}, ["x"], {"k": 1})
+
+
+def _entity_alerts() -> Iterator[dict[str, Any]]:
+    """An alert with every entity field, then each value the entities read (and each
+    parent of one) replaced by an odd value in turn."""
+    read = {"actor_id": "u1", "actor": "ann@example.com", "remote_ip": "198.51.100.7",
+            "file": {"sha256": "ab" * 32},
+            "host": {"id": "h1", "name": "web-1", "os": "linux", "ip": "10.0.0.5"}}
+    alert = {"id": "a1", "updated": format_time(START), "name": "Alert", "score": 50,
+             "state": "open", **read}
+    yield alert
+    for key, value in read.items():
+        for odd in ODD_VALUES:
+            yield {**alert, key: odd}
+        if isinstance(value, dict):
+            for inner in value:
+                for odd in ODD_VALUES:
+                    yield {**alert, key: {**value, inner: odd}}
+
+
+def test_entities_as_field_paths_read_what_the_jmespath_form_reads(
+        tmp_path: Path, fake: GenericRestFake) -> None:
+    as_jmespath, as_paths = spec(), spec()
+    as_jmespath["fields"].update(ENTITIES_AS_JMESPATH)
+    as_paths["fields"].update(ENTITIES_AS_PATHS)
+    (tmp_path / "j").mkdir()
+    (tmp_path / "p").mkdir()
+    one = connector(tmp_path / "j", fake, as_jmespath)
+    other = connector(tmp_path / "p", fake, as_paths)
+    alerts = list(_entity_alerts())
+    read = [(one.normalize(Scope("x"), raw).extra, other.normalize(Scope("x"), raw).extra)
+            for raw in alerts]
+    assert len(alerts) == 1 + 5 * 9 + 5 * 9  # the alert; 5 keys, then 5 nested ones, x 9
+    assert all(a == b for a, b in read), next((a, b) for a, b in read if a != b)
+    first = read[0][1]
+    assert first["devices"] == [{"type": "device", "id": "h1", "name": "web-1", "os": "linux"}]
+    assert first["users"] == [{"type": "user", "id": "u1", "name": "ann@example.com"}]
+    assert first["related"] == {"ips": ["10.0.0.5", "198.51.100.7"], "hashes": ["ab" * 32]}
+    # An entity without what it requires is left out, as JMESPath's filter leaves it.
+    assert "devices" not in other.normalize(Scope("x"), {**alerts[0], "host": {"name": "x"}}).extra
+
+
+def test_entities_as_field_paths_are_checked_when_the_spec_loads(tmp_path: Path) -> None:
+    def error(**fields: Any) -> str:
+        data = spec()
+        data["fields"].update(fields)
+        return spec_error(tmp_path, data)
+
+    assert "fields.devices[0].type: required key is missing" in error(
+        devices=[{"id": "host.id"}])
+    assert "fields.devices[0]: no field paths" in error(devices=[{"type": "device"}])
+    assert "fields.users[0].require: 'id' is not one of its keys (email)" in error(
+        users=[{"type": "user", "email": "actor", "require": "id"}])
+    assert "fields.devices[0].name: 'host[' is not a JMESPath expression" in error(
+        devices=[{"type": "device", "id": "host.id", "name": "host["}])
+    assert "fields.related.addresses: not a kind of related; use ips, domains" in error(
+        related={"addresses": ["host.ip"]})
+    assert "fields.related.ips: expected a list of field paths" in error(related={"ips": "x"})
+    assert "fields.category: expected a JMESPath expression or nothing else, got list" in error(
+        category=["summary"])
