@@ -456,5 +456,7 @@ def test_entities_as_field_paths_are_checked_when_the_spec_loads(tmp_path: Path)
     assert "fields.related.addresses: not a kind of related; use ips, domains" in error(
         related={"addresses": ["host.ip"]})
     assert "fields.related.ips: expected a list of field paths" in error(related={"ips": "x"})
-    assert "fields.category: expected a JMESPath expression or nothing else, got list" in error(
+    assert "fields.category: expected a JMESPath expression, got list" in error(
         category=["summary"])
+    assert "fields.devices: expected a JMESPath expression or a list of entities" in error(
+        devices={"type": "device"})

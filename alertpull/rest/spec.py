@@ -551,11 +551,11 @@ def _entity_field(block: _Block, name: str) -> Any:
     if isinstance(value, Mapping) and name == "related":
         return _related_paths(block, value)
     if not isinstance(value, str):
-        form = ("a list of entities, e.g. [{type: device, id: host.id, name: host.name}]"
-                if name in ENTITY_LISTS else
-                "a mapping of lists, e.g. {ips: [src.ip], hashes: [file.sha256]}"
-                if name == "related" else "nothing else")
-        block.fail(block.key(name), f"expected a JMESPath expression or {form}, got "
+        other = (" or a list of entities, e.g. [{type: device, id: host.id, name: host.name}]"
+                 if name in ENTITY_LISTS else
+                 " or a mapping of lists, e.g. {ips: [src.ip], hashes: [file.sha256]}"
+                 if name == "related" else "")
+        block.fail(block.key(name), f"expected a JMESPath expression{other}, got "
                    f"{type(value).__name__}")
     return block.path(name)
 
